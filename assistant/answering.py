@@ -1,0 +1,286 @@
+"""Answers with citations: the extractive engine (default) and the domain objects it returns.
+
+The extractive engine answers with one to three verbatim sentences of the retrieved passages.
+Sentences are scored against the question with the embedding model (the query vector and the
+sentence vectors computed at index time), IDF-weighted word overlap, and the passage's own match
+(its section heading included). A sentence only counts as an answer when it holds a fact of the
+kind the question asks for, close to the question's own words (see ``questions.py``); when no
+retrieved sentence does, or the best one is too weak, the engine abstains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .chunking import Sentence
+from .embeddings import Embedder
+from .index import Index
+from .questions import QuestionProfile, is_framing, has_type, profile_question, token_spans, type_positions
+from .retrieval import Passage
+from .text import content_stems, fold_accents
+
+ABSTENTION = {
+    "fr": "Je n'ai pas trouvé cette information dans les documents.",
+    "en": "I could not find this information in the documents.",
+}
+_LEADING_CONNECTOR = re.compile(
+    r"^(cependant|toutefois|néanmoins|par ailleurs|en outre|de plus|ainsi|alors|mais|et|or|"
+    r"however|moreover|furthermore|also|and|but)\s*,?\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int
+    text: str  # the cited passage, verbatim: source_text[start:end]
+    document: str
+    title: str
+    source: str
+    section: str
+    start: int
+    end: int
+    score: float
+    highlights: tuple[tuple[int, int], ...] = ()  # offsets of the cited sentences in the source
+
+    @property
+    def quotes(self) -> list[str]:
+        """The cited sentences themselves."""
+        return [self.text[a - self.start:b - self.start] for a, b in self.highlights]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["highlights"] = [list(h) for h in self.highlights]
+        data["quotes"] = self.quotes
+        return data
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    query: str  # the standalone query that was searched
+    question: str
+    language: str
+    engine: str
+    timings: dict = field(default_factory=dict)  # milliseconds per stage
+    retrieved: tuple[Passage, ...] = ()
+    notices: tuple[str, ...] = ()  # e.g. "question truncated"
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text, "citations": [c.to_dict() for c in self.citations],
+            "abstained": self.abstained, "query": self.query, "question": self.question,
+            "language": self.language, "engine": self.engine, "timings": dict(self.timings),
+            "retrieved": [p.to_dict() for p in self.retrieved], "notices": list(self.notices),
+        }
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What the answer quotes: one sentence, or a whole enumeration."""
+
+    sentences: tuple[Sentence, ...]
+    score: float
+    passage: Passage
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The scored sentences of the retrieved passages, best first."""
+
+    question: str
+    query: str
+    profile: QuestionProfile
+    anchors: frozenset[str]
+    candidates: tuple[tuple[float, Sentence, Passage], ...]
+
+
+class ExtractiveAnswerer:
+    """Chooses the sentences that answer, or abstains."""
+
+    name = "extractive"
+
+    def __init__(self, index: Index, embedder: Embedder, abstain_threshold: float = 0.5,
+                 max_sentences: int = 3, lexical_weight: float = 0.15, heading_weight: float = 0.5,
+                 passage_weight: float = 0.3, type_window: int = 12, name_window: int = 6, alternatives_margin: float = 0.05,
+                 extra_margin: float = 0.03) -> None:
+        self.index, self.embedder = index, embedder
+        self.abstain_threshold, self.max_sentences = abstain_threshold, max_sentences
+        self.lexical_weight, self.heading_weight, self.passage_weight = lexical_weight, heading_weight, passage_weight
+        self.type_window, self.name_window = type_window, name_window
+        self.alternatives_margin, self.extra_margin = alternatives_margin, extra_margin
+        self._stems = [frozenset(content_stems(s.text)) for s in index.sentences]
+        self._heading_stems = {c.id: frozenset(content_stems(c.context_header)) for c in index.chunks}
+        frequency = Counter(t for stems in self._stems for t in stems)
+        n = len(self._stems)
+        self._idf = {t: math.log(1 + n / df) for t, df in frequency.items()}
+        self._unknown_idf = math.log(1 + n / 0.5)
+        # Words in most sentences (the country, the organisation) locate nothing.
+        self._common = frozenset(t for t, df in frequency.items() if df / n > 0.3)
+
+    # -- evidence -------------------------------------------------------------------------
+    def _coverage(self, query_stems: frozenset[str], stems: frozenset[str]) -> float:
+        total = sum(self._idf.get(t, self._unknown_idf) for t in query_stems)
+        return sum(self._idf.get(t, 0.0) for t in query_stems & stems) / total if total else 0.0
+
+    def gather(self, question: str, query: str, passages: list[Passage]) -> Evidence:
+        profile = profile_question(question)
+        query_stems = frozenset(content_stems(query))
+        anchors = frozenset(t for t in query_stems if t not in self._common and not is_framing(t))
+        vector = self.embedder.embed_query(query)
+        scored = []
+        for passage in passages:
+            chunk = self.index.chunk_by_id[passage.chunk_id]
+            position_of_chunk = self.index.chunk_position[chunk.id]
+            heading = float(self.index.heading_vectors[position_of_chunk] @ vector)
+            for sentence in chunk.sentences:
+                position = self.index.sentence_position[sentence.id]
+                dense = float(self.index.sentence_vectors[position] @ vector)
+                lexical = self._coverage(query_stems, self._stems[position])
+                score = (dense + self.lexical_weight * lexical + self.heading_weight * heading
+                         + self.passage_weight * passage.dense_score) / (1 + self.passage_weight + self.heading_weight)
+                scored.append((round(score, 6), sentence, passage))
+        scored.sort(key=lambda item: -item[0])
+        return Evidence(question, query, profile, anchors, tuple(scored))
+
+    # -- checks ---------------------------------------------------------------------------
+    def _holds_fact(self, evidence: Evidence, sentence: Sentence) -> bool:
+        """Does the sentence hold a fact of the asked type near the question's own words?"""
+        kind = evidence.profile.answer_type
+        if kind is None:
+            return True
+        if not has_type(kind, sentence.text):
+            return False
+        tokens = token_spans(sentence.text)
+        stems_by_token = [next(iter(content_stems(word)), None) for word, _, _ in tokens]
+        anchor_at = _positions(stems_by_token, evidence.anchors)
+        if kind == "quantity" and evidence.profile.counted_noun and evidence.profile.language == "fr":
+            counted = next(iter(content_stems(evidence.profile.counted_noun)), None)
+            if counted and counted not in stems_by_token:
+                return False  # "Combien de salariés": a count of something else is no answer
+        if kind in {"name", "place", "organisation"}:
+            # A proper name the question does not already contain, next to what it is the name of.
+            question_words = {word for word, _, _ in token_spans(evidence.query)}
+            fact_at = [i for i, (word, capital, _) in enumerate(tokens)
+                       if capital and i > 0 and word not in question_words and len(word) > 1]
+            focus = (set(evidence.profile.focus) - self._common) or evidence.anchors
+            focus_at = _positions(stems_by_token, focus)
+            return any(abs(f - a) <= self.name_window for f in fact_at for a in focus_at)
+        fact_at = [_token_index(tokens, p) for p in type_positions(kind, sentence.text)]
+        if not fact_at:
+            return False
+        if not anchor_at:
+            # No word of the question here: acceptable across languages only, where words cannot match.
+            return evidence.profile.language != "fr"
+        return any(abs(f - a) <= self.type_window for f in fact_at for a in anchor_at)
+
+    # -- selection ------------------------------------------------------------------------
+    def _expand_list(self, evidence: Evidence, sentence: Sentence) -> tuple[Sentence, ...]:
+        """A plural question that names the list rather than one item gets the whole list."""
+        if not (sentence.in_list and evidence.profile.wants_list):
+            return (sentence,)
+        chunk = self.index.chunk_by_id[sentence.chunk_id]
+        items = tuple(s for s in chunk.sentences if s.in_list and s.paragraph == sentence.paragraph)
+        query_stems = frozenset(content_stems(evidence.query))
+        item_cover = self._coverage(query_stems, self._stems[self.index.sentence_position[sentence.id]])
+        list_cover = self._coverage(query_stems, self._heading_stems[chunk.id])
+        return items if list_cover >= item_cover else (sentence,)
+
+    def select(self, evidence: Evidence) -> list[_Unit]:
+        if not evidence.candidates:
+            return []
+        best_score = evidence.candidates[0][0]
+        primary = next(((score, sentence, passage) for score, sentence, passage in evidence.candidates
+                        if score >= best_score - self.alternatives_margin and self._holds_fact(evidence, sentence)),
+                       None)
+        if primary is None or primary[0] < self.abstain_threshold:
+            return []
+        score, sentence, passage = primary
+        units = [_Unit(self._expand_list(evidence, sentence), score, passage)]
+        used = {s.id for s in units[0].sentences}
+        for score, sentence, passage in evidence.candidates:
+            if len(units) >= self.max_sentences or score < primary[0] - self.extra_margin:
+                break
+            # Neighbours from the same passage add context at no cost to citation precision.
+            if sentence.id not in used and sentence.chunk_id == primary[1].chunk_id and not sentence.in_list:
+                units.append(_Unit((sentence,), score, passage))
+                used.add(sentence.id)
+        return units
+
+    # -- composition ----------------------------------------------------------------------
+    def answer(self, question: str, query: str, passages: list[Passage]) -> Answer:
+        started = time.perf_counter()
+        evidence = self.gather(question, query, passages)
+        units = self.select(evidence)
+        language = evidence.profile.language
+        if not units:
+            return Answer(text=ABSTENTION[language], citations=(), abstained=True, query=query,
+                          question=question, language=language, engine=self.name,
+                          timings={"answer_ms": _ms(started)}, retrieved=tuple(passages))
+        units.sort(key=lambda unit: (unit.passage.source, unit.sentences[0].start))
+        numbers: dict[str, int] = {}
+        highlights: dict[str, list[tuple[int, int]]] = {}
+        pieces = []
+        for unit in units:
+            chunk_id = unit.passage.chunk_id
+            number = numbers.setdefault(chunk_id, len(numbers) + 1)
+            highlights.setdefault(chunk_id, []).extend((s.start, s.end) for s in unit.sentences)
+            if len(unit.sentences) > 1:
+                body = "\n".join(f"- {s.text}" for s in unit.sentences)
+                pieces.append(f"\n{body} [{number}]\n")
+            else:
+                pieces.append(f"{_trim_connector(unit.sentences[0].text)} [{number}]")
+        by_chunk = {unit.passage.chunk_id: unit for unit in units}
+        citations = tuple(
+            Citation(number=number, text=by_chunk[cid].passage.text, document=by_chunk[cid].passage.document,
+                     title=by_chunk[cid].passage.title, source=by_chunk[cid].passage.source,
+                     section=by_chunk[cid].passage.section, start=by_chunk[cid].passage.start,
+                     end=by_chunk[cid].passage.end, score=by_chunk[cid].score,
+                     highlights=tuple(sorted(highlights[cid])))
+            for cid, number in numbers.items()
+        )
+        text = re.sub(r"\n{3,}", "\n\n", " ".join(pieces)).strip()
+        text = re.sub(r" *\n *", "\n", text)
+        return Answer(text=text, citations=citations, abstained=False, query=query, question=question,
+                      language=language, engine=self.name, timings={"answer_ms": _ms(started)},
+                      retrieved=tuple(passages))
+
+    def stream(self, question: str, query: str, passages: list[Passage]) -> Iterator[str | Answer]:
+        answer = self.answer(question, query, passages)
+        yield answer.text
+        yield answer
+
+
+def _positions(stems: list[str | None], wanted: set[str] | frozenset[str]) -> list[int]:
+    """Where the wanted stems occur; one stem may extend the other (existé / existence)."""
+    def matches(stem: str | None) -> bool:
+        return stem is not None and any(
+            stem == w or (min(len(stem), len(w)) >= 4 and (stem.startswith(w) or w.startswith(stem)))
+            for w in wanted)
+    return [i for i, stem in enumerate(stems) if matches(stem)]
+
+
+def _token_index(tokens: list[tuple[str, bool, int]], position: int) -> int:
+    index = 0
+    for i, (_, _, start) in enumerate(tokens):
+        if start <= position:
+            index = i
+    return index
+
+
+def _trim_connector(sentence: str) -> str:
+    trimmed = _LEADING_CONNECTOR.sub("", sentence, count=1)
+    if trimmed is sentence or not trimmed:
+        return sentence
+    return trimmed[0].upper() + trimmed[1:]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,104 @@
+"""``Assistant``: the public entry point. A question flows one way through it:
+validation -> standalone query (chat) -> retrieval -> evidence and answer (answering) -> citations.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+from .answering import Answer, ExtractiveAnswerer
+from .chat import FollowUpRewriter, validate_history
+from .config import Settings, load_settings
+from .embeddings import Embedder
+from .index import Index, ensure_index
+from .retrieval import Passage, Retriever
+
+log = logging.getLogger("assistant")
+ENGINES = ("extractive",)
+
+
+class Assistant:
+    """Question answering over the corpus, with citations. Build it with ``Assistant.load``."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, index: Index, retriever: Retriever,
+                 answerer: ExtractiveAnswerer, rewriter: FollowUpRewriter) -> None:
+        self.settings, self.embedder, self.index = settings, embedder, index
+        self.retriever, self.answerer, self.rewriter = retriever, answerer, rewriter
+
+    @classmethod
+    def load(cls, index_dir: str | Path | None = None, engine: str | None = None,
+             settings: Settings | None = None, force_rebuild: bool = False,
+             show_progress: bool = False, **overrides: Any) -> "Assistant":
+        """Load (building when missing or stale) the index and the engine."""
+        if index_dir is not None:
+            overrides["index_dir"] = index_dir
+        if engine is not None:
+            overrides["engine"] = engine
+        settings = (settings or load_settings()).with_overrides(**overrides)
+        if settings.engine not in ENGINES:
+            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
+        embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt,
+                            settings.passage_prompt)
+        index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
+        retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
+                              rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
+                              candidate_pool=settings.candidate_pool)
+        answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
+                                      max_sentences=settings.max_answer_sentences)
+        return cls(settings, embedder, index, retriever, answerer, FollowUpRewriter())
+
+    # -- public API -----------------------------------------------------------------------
+    def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
+        question, _ = self._clean_question(question)
+        return self.retriever.retrieve(question, k or self.settings.top_k, mode=mode)
+
+    def ask(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Answer:
+        answer = None
+        for piece in self.stream(question, history, k=k):
+            answer = piece
+        assert isinstance(answer, Answer)
+        return answer
+
+    def stream(self, question: str, history: list[dict] | None = None,
+               k: int | None = None) -> Iterator[str | Answer]:
+        """Yields text pieces, then the final ``Answer``."""
+        started = time.perf_counter()
+        question, notices = self._clean_question(question)
+        turns = validate_history(history)
+        query = self.rewriter.rewrite(question, turns)
+        rewritten = time.perf_counter()
+        passages = self.retriever.retrieve(query, k or self.settings.top_k)
+        retrieved = time.perf_counter()
+        for piece in self.answerer.stream(question, query, passages):
+            if isinstance(piece, Answer):
+                timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
+                           **piece.timings, "total_ms": _ms(started, time.perf_counter())}
+                yield Answer(**{**piece.__dict__, "timings": timings, "notices": tuple(notices)})
+            else:
+                yield piece
+
+    # -- input checks ---------------------------------------------------------------------
+    def _clean_question(self, question: Any) -> tuple[str, list[str]]:
+        if not isinstance(question, str):
+            raise ValueError("La question doit être du texte.")
+        question = question.strip()
+        if not question:
+            raise ValueError("La question est vide : écrivez une question.")
+        notices = []
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            notice = (f"La question faisait {len(question)} caractères ; seuls les {limit} premiers "
+                      "ont été pris en compte.")
+            warnings.warn(notice, stacklevel=3)
+            log.warning(notice)
+            notices.append(notice)
+            question = question[:limit]
+        return question, notices
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 2)

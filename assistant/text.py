@@ -1,0 +1,72 @@
+"""Text normalisation shared by every stage: accent folding, word analysis, language guess."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "«": '"', "»": '"', "“": '"', "”": '"'})
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def normalize_for_match(text: str, fold: bool = False) -> str:
+    """The shared eval-format matching rule: NFKC, ASCII quotes, one space, casefold (+ accents)."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = " ".join(text.split()).casefold()
+    return fold_accents(text) if fold else text
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+@lru_cache(maxsize=4)
+def stopwords(language: str = "french") -> frozenset[str]:
+    """NLTK's stop-word list (shipped inside llama-index-core), accents folded."""
+    from pathlib import Path
+
+    import llama_index.core
+
+    base = Path(llama_index.core.__file__).parent / "_static" / "nltk_cache" / "corpora" / "stopwords"
+    words = (base / language).read_text(encoding="utf-8").split()
+    return frozenset(fold_accents(w.casefold()) for w in words)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased, accent-folded word tokens (elisions split: l'accord -> l, accord)."""
+    return _WORD.findall(fold_accents(text.casefold()))
+
+
+def content_stems(text: str, language: str = "french") -> list[str]:
+    """Stems of the words that carry meaning (stop words and one-letter tokens removed)."""
+    stop = stopwords(language)
+    kept = [w for w in words(text) if len(w) > 1 and w not in stop]
+    return _stemmer(language).stemWords(kept)
+
+
+_ENGLISH_MARKERS = frozenset(
+    "the what who when where which why how is are was were did does do of and to in for with "
+    "by from has have had about its their this that".split()
+)
+_FRENCH_MARKERS = frozenset(
+    "le la les des du de un une est sont qui que quoi quel quelle quels quelles quand ou "
+    "comment pourquoi combien et au aux dans pour par avec sur ce cette ces il elle ils a "
+    "ont été l d qu".split()
+)
+
+
+def guess_language(text: str) -> str:
+    """'en' or 'fr' (the corpus language wins ties): enough to pick the abstention sentence."""
+    tokens = words(text)
+    english = sum(t in _ENGLISH_MARKERS for t in tokens)
+    french = sum(t in _FRENCH_MARKERS for t in tokens)
+    return "en" if english > french else "fr"

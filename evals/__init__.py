@@ -1,0 +1,1 @@
+"""Evaluation of the assistant on gold datasets, through the public API only."""

@@ -1,0 +1,99 @@
+"""The metrics of the shared eval format, with its matching rules, on plain data.
+
+Each item result is a dict with at least: ``answer`` (str), ``abstained`` (bool), ``citations``
+(list of {"text": ...}), ``retrieved`` (list of passage texts, best first), ``latency_ms``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from statistics import median
+from typing import Any, Iterable
+
+from assistant.text import normalize_for_match
+
+from .dataset import EvalItem
+
+METRIC_KEYS = ("n_items", "hit@1", "hit@3", "hit@5", "mrr", "answer_accuracy", "citation_precision",
+               "citation_recall", "abstention_rate", "false_abstention_rate", "token_f1",
+               "latency_ms_p50", "latency_ms_p95", "latency_ms_max")
+
+
+def contains_evidence(text: str, evidence: Iterable[str]) -> bool:
+    """A passage hits when it contains one of the excerpts (accents kept)."""
+    haystack = normalize_for_match(text)
+    return any(normalize_for_match(e) in haystack for e in evidence if e.strip())
+
+
+def satisfies(answer: str, must_include: Iterable[Iterable[str]]) -> bool:
+    """Every group satisfied by any of its strings (accents folded)."""
+    haystack = normalize_for_match(answer, fold=True)
+    return all(any(normalize_for_match(s, fold=True) in haystack for s in group) for group in must_include)
+
+
+def first_hit_rank(passages: list[str], evidence: Iterable[str]) -> int | None:
+    """1-based rank of the first passage containing evidence, or None."""
+    for rank, text in enumerate(passages, start=1):
+        if contains_evidence(text, evidence):
+            return rank
+    return None
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", normalize_for_match(text, fold=True))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = _tokens(prediction), _tokens(reference)
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-len(ordered) * q // 100)))
+    return ordered[int(rank) - 1]
+
+
+def is_correct(item: EvalItem, result: dict[str, Any]) -> bool:
+    if not item.answerable:
+        return bool(result["abstained"])
+    return not result["abstained"] and satisfies(result["answer"], item.must_include)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def compute_metrics(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, Any]:
+    answerable = [(i, r) for i, r in zip(items, results) if i.answerable]
+    unanswerable = [(i, r) for i, r in zip(items, results) if not i.answerable]
+    with_evidence = [(i, r) for i, r in answerable if i.evidence]
+    ranks = [first_hit_rank(r["retrieved"], i.evidence) for i, r in with_evidence]
+    cited = [(i, c) for i, r in with_evidence for c in r["citations"]]
+    latencies = [r["latency_ms"] for r in results]
+    return {
+        "n_items": len(items),
+        "hit@1": _mean([float(r is not None and r <= 1) for r in ranks]),
+        "hit@3": _mean([float(r is not None and r <= 3) for r in ranks]),
+        "hit@5": _mean([float(r is not None and r <= 5) for r in ranks]),
+        "mrr": _mean([1.0 / r if r else 0.0 for r in ranks]),
+        "answer_accuracy": _mean([float(is_correct(i, r)) for i, r in answerable]),
+        "citation_precision": _mean([float(contains_evidence(c["text"], i.evidence)) for i, c in cited]),
+        "citation_recall": _mean([float(any(contains_evidence(c["text"], i.evidence) for c in r["citations"]))
+                                  for i, r in with_evidence]),
+        "abstention_rate": _mean([float(r["abstained"]) for _, r in unanswerable]),
+        "false_abstention_rate": _mean([float(r["abstained"]) for _, r in answerable]),
+        "token_f1": _mean([token_f1(r["answer"], i.reference_answer) for i, r in zip(items, results)
+                           if i.reference_answer is not None]),
+        "latency_ms_p50": round(median(latencies), 2) if latencies else None,
+        "latency_ms_p95": round(percentile(latencies, 95), 2) if latencies else None,
+        "latency_ms_max": round(max(latencies), 2) if latencies else None,
+    }
