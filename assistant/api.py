@@ -14,7 +14,7 @@ from .answering import Answer, ExtractiveAnswerer
 from .chat import FollowUpRewriter, validate_history
 from .config import Settings, load_settings
 from .embeddings import Embedder
-from .index import Index, ensure_index
+from .index import Index, ensure_index, stale_reasons
 from .retrieval import Passage, Retriever
 
 log = logging.getLogger("assistant")
@@ -44,12 +44,26 @@ class Assistant:
         embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt,
                             settings.passage_prompt)
         index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
+        return cls._compose(settings, embedder, index)
+
+    @classmethod
+    def _compose(cls, settings: Settings, embedder: Embedder, index: Index) -> "Assistant":
+        if settings.engine not in ENGINES:
+            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
         answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
                                       max_sentences=settings.max_answer_sentences)
         return cls(settings, embedder, index, retriever, answerer, FollowUpRewriter())
+
+    def variant(self, **overrides: Any) -> "Assistant":
+        """The same model and index with other query-time settings (retrieval_mode, top_k, engine,
+        abstain_threshold, ...): cheap, for comparisons. Index-time settings cannot change here."""
+        settings = self.settings.with_overrides(**overrides)
+        if stale_reasons(self.index.manifest, settings, self.embedder):
+            raise ValueError("variant() ne change que des réglages de requête (pas le modèle ni le découpage).")
+        return self._compose(settings, self.embedder, self.index)
 
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:

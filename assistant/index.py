@@ -277,9 +277,13 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
                  heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
 
 
-def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder, documents: list[Document]) -> list[str]:
-    """What differs between a built index and the current corpus and settings (empty: fresh)."""
-    expected = _fingerprint(settings, embedder, documents)
+def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder,
+                  documents: list[Document] | None = None) -> list[str]:
+    """What differs between a built index and the current settings and corpus (empty: fresh).
+    Without ``documents``, only the model and chunking settings are compared."""
+    expected = _fingerprint(settings, embedder, documents or [])
+    if documents is None:
+        expected.pop("corpus")
     return [key for key, value in expected.items() if manifest.get(key) != value]
 
 
