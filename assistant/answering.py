@@ -83,23 +83,27 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class _Unit:
-    """What the answer quotes: one sentence, or a whole enumeration."""
+class Unit:
+    """What an answer quotes: one sentence, or a whole enumeration, scored against the question."""
 
     sentences: tuple[Sentence, ...]
     score: float
     passage: Passage
 
+    @property
+    def is_list(self) -> bool:
+        return len(self.sentences) > 1
+
 
 @dataclass(frozen=True)
 class Evidence:
-    """The scored sentences of the retrieved passages, best first."""
+    """The scored units of the retrieved passages, best first."""
 
     question: str
     query: str
     profile: QuestionProfile
     anchors: frozenset[str]
-    candidates: tuple[tuple[float, Sentence, Passage], ...]
+    candidates: tuple[Unit, ...]
 
 
 class ExtractiveAnswerer:
@@ -135,23 +139,38 @@ class ExtractiveAnswerer:
         query_stems = frozenset(content_stems(query))
         anchors = frozenset(t for t in query_stems if t not in self._common and not is_framing(t))
         vector = self.embedder.embed_query(query)
-        scored = []
+        norm = 1 + self.passage_weight + self.heading_weight
+
+        def combine(dense: float, lexical: float, heading: float, passage: Passage) -> float:
+            return round((dense + self.lexical_weight * lexical + self.heading_weight * heading
+                          + self.passage_weight * passage.dense_score) / norm, 6)
+
+        units = []
         for passage in passages:
             chunk = self.index.chunk_by_id[passage.chunk_id]
-            position_of_chunk = self.index.chunk_position[chunk.id]
-            heading = float(self.index.heading_vectors[position_of_chunk] @ vector)
+            heading = float(self.index.heading_vectors[self.index.chunk_position[chunk.id]] @ vector)
             for sentence in chunk.sentences:
                 position = self.index.sentence_position[sentence.id]
                 dense = float(self.index.sentence_vectors[position] @ vector)
                 lexical = self._coverage(query_stems, self._stems[position])
-                score = (dense + self.lexical_weight * lexical + self.heading_weight * heading
-                         + self.passage_weight * passage.dense_score) / (1 + self.passage_weight + self.heading_weight)
-                scored.append((round(score, 6), sentence, passage))
-        scored.sort(key=lambda item: -item[0])
-        return Evidence(question, query, profile, anchors, tuple(scored))
+                units.append(Unit((sentence,), combine(dense, lexical, heading, passage), passage))
+            if profile.wants_list:  # a plural question may be answered by a whole enumeration
+                for items in _lists(chunk.sentences):
+                    stems = frozenset().union(self._heading_stems[chunk.id],
+                                              *(self._stems[self.index.sentence_position[i.id]] for i in items))
+                    alone = len(items) == len(chunk.sentences)  # then the passage vector is the list's
+                    dense = passage.dense_score if alone else max(
+                        float(self.index.sentence_vectors[self.index.sentence_position[i.id]] @ vector) for i in items)
+                    units.append(Unit(items, combine(dense, self._coverage(query_stems, stems), heading, passage),
+                                      passage))
+        units.sort(key=lambda unit: -unit.score)
+        return Evidence(question, query, profile, anchors, tuple(units))
 
     # -- checks ---------------------------------------------------------------------------
-    def _holds_fact(self, evidence: Evidence, sentence: Sentence) -> bool:
+    def _holds_fact(self, evidence: Evidence, unit: Unit) -> bool:
+        return any(self._sentence_holds_fact(evidence, sentence) for sentence in unit.sentences)
+
+    def _sentence_holds_fact(self, evidence: Evidence, sentence: Sentence) -> bool:
         """Does the sentence hold a fact of the asked type near the question's own words?"""
         kind = evidence.profile.answer_type
         if kind is None:
@@ -182,35 +201,23 @@ class ExtractiveAnswerer:
         return any(abs(f - a) <= self.type_window for f in fact_at for a in anchor_at)
 
     # -- selection ------------------------------------------------------------------------
-    def _expand_list(self, evidence: Evidence, sentence: Sentence) -> tuple[Sentence, ...]:
-        """A plural question that names the list rather than one item gets the whole list."""
-        if not (sentence.in_list and evidence.profile.wants_list):
-            return (sentence,)
-        chunk = self.index.chunk_by_id[sentence.chunk_id]
-        items = tuple(s for s in chunk.sentences if s.in_list and s.paragraph == sentence.paragraph)
-        query_stems = frozenset(content_stems(evidence.query))
-        item_cover = self._coverage(query_stems, self._stems[self.index.sentence_position[sentence.id]])
-        list_cover = self._coverage(query_stems, self._heading_stems[chunk.id])
-        return items if list_cover >= item_cover else (sentence,)
-
-    def select(self, evidence: Evidence) -> list[_Unit]:
+    def select(self, evidence: Evidence) -> list[Unit]:
         if not evidence.candidates:
             return []
-        best_score = evidence.candidates[0][0]
-        primary = next(((score, sentence, passage) for score, sentence, passage in evidence.candidates
-                        if score >= best_score - self.alternatives_margin and self._holds_fact(evidence, sentence)),
-                       None)
-        if primary is None or primary[0] < self.abstain_threshold:
+        best = evidence.candidates[0].score
+        primary = next((unit for unit in evidence.candidates
+                        if unit.score >= best - self.alternatives_margin and self._holds_fact(evidence, unit)), None)
+        if primary is None or primary.score < self.abstain_threshold:
             return []
-        score, sentence, passage = primary
-        units = [_Unit(self._expand_list(evidence, sentence), score, passage)]
-        used = {s.id for s in units[0].sentences}
-        for score, sentence, passage in evidence.candidates:
-            if len(units) >= self.max_sentences or score < primary[0] - self.extra_margin:
+        units, used = [primary], {s.id for s in primary.sentences}
+        for unit in evidence.candidates:
+            if len(units) >= self.max_sentences or unit.score < primary.score - self.extra_margin:
                 break
             # Neighbours from the same passage add context at no cost to citation precision.
-            if sentence.id not in used and sentence.chunk_id == primary[1].chunk_id and not sentence.in_list:
-                units.append(_Unit((sentence,), score, passage))
+            sentence = unit.sentences[0]
+            if not unit.is_list and not sentence.in_list and sentence.id not in used \
+                    and sentence.chunk_id == primary.passage.chunk_id:
+                units.append(unit)
                 used.add(sentence.id)
         return units
 
@@ -232,7 +239,7 @@ class ExtractiveAnswerer:
             chunk_id = unit.passage.chunk_id
             number = numbers.setdefault(chunk_id, len(numbers) + 1)
             highlights.setdefault(chunk_id, []).extend((s.start, s.end) for s in unit.sentences)
-            if len(unit.sentences) > 1:
+            if unit.is_list:
                 body = "\n".join(f"- {s.text}" for s in unit.sentences)
                 pieces.append(f"\n{body} [{number}]\n")
             else:
@@ -256,6 +263,15 @@ class ExtractiveAnswerer:
         answer = self.answer(question, query, passages)
         yield answer.text
         yield answer
+
+
+def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
+    """The enumerations among a chunk's sentences (consecutive items of one paragraph)."""
+    groups: dict[int, list[Sentence]] = {}
+    for sentence in sentences:
+        if sentence.in_list:
+            groups.setdefault(sentence.paragraph, []).append(sentence)
+    return [tuple(items) for items in groups.values() if len(items) > 1]
 
 
 def _positions(stems: list[str | None], wanted: set[str] | frozenset[str]) -> list[int]:

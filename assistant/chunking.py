@@ -16,6 +16,8 @@ from typing import Callable
 
 from .corpus import Document
 
+# Bump when the splitting rules change: built indexes record it and are rebuilt.
+CHUNKER_VERSION = 3
 _BLOCK = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")  # consecutive non-blank lines
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _MD_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -191,9 +193,16 @@ class Chunker:
                     pieces[-1].append(unit)
                 else:
                     pieces.append([unit])
+            # A short tail (a lone closing sentence) is worth more with its paragraph than alone,
+            # as long as the whole still fits the model's window.
+            if len(pieces) > 1 and self._tokens(header, text[pieces[-1][0].start:pieces[-1][-1].end]) \
+                    < self.target_tokens // 3 and self._tokens(
+                        header, text[pieces[-2][0].start:pieces[-1][-1].end]) <= self.max_tokens:
+                pieces[-2].extend(pieces.pop())
             for n, piece in enumerate(pieces):
                 previous = groups[-1] if groups else None
-                if n == 0 and previous and previous[0] == para.section and \
+                same_kind = previous and previous[1][-1].in_list == para.is_list  # lists keep their own chunk
+                if n == 0 and previous and same_kind and previous[0] == para.section and \
                         self._tokens(header, text[previous[1][0].start:piece[-1].end]) <= self.target_tokens:
                     previous[1].extend(piece)  # small neighbouring paragraphs of a section share a chunk
                 else:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .chunking import Chunk, Chunker, Sentence
+from .chunking import CHUNKER_VERSION, Chunk, Chunker, Sentence
 from .config import Settings
 from .corpus import Document, load_corpus
 from .embeddings import Embedder
@@ -109,7 +109,7 @@ def _fingerprint(settings: Settings, embedder: Embedder, documents: list[Documen
         "embedding_checksum": embedder.checksum,
         "query_prompt": embedder.query_prompt,
         "passage_prompt": embedder.passage_prompt,
-        "chunking": {"target_tokens": settings.chunk_target_tokens, "max_tokens": settings.chunk_max_tokens,
+        "chunking": {"version": CHUNKER_VERSION, "target_tokens": settings.chunk_target_tokens, "max_tokens": settings.chunk_max_tokens,
                      "heading_max_words": settings.heading_max_words},
         "corpus": {d.source: d.sha256 for d in documents},
     }
