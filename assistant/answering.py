@@ -187,8 +187,10 @@ class ExtractiveAnswerer:
         if kind in {"name", "place", "organisation"}:
             # A proper name the question does not already contain, next to what it is the name of.
             question_words = {word for word, _, _ in token_spans(evidence.query)}
+            # Names found all over the corpus (its country, its organisation) answer nothing.
             fact_at = [i for i, (word, capital, _) in enumerate(tokens)
-                       if capital and i > 0 and word not in question_words and len(word) > 1]
+                       if capital and i > 0 and word not in question_words and len(word) > 1
+                       and stems_by_token[i] not in self._common]
             focus = (set(evidence.profile.focus) - self._common) or evidence.anchors
             focus_at = _positions(stems_by_token, focus)
             return any(abs(f - a) <= self.name_window for f in fact_at for a in focus_at)

@@ -324,7 +324,7 @@ class Embedder:
     def count_tokens(self, text: str, prompt: str | None = None) -> int:
         """Wordpieces the model reads for ``text`` (prompt and special tokens included)."""
         full = (self.passage_prompt if prompt is None else prompt) + text
-        return len(self.tokenizer(full, add_special_tokens=True, truncation=False)["input_ids"])
+        return len(self.tokenizer(full, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
 
 def _folder_fingerprint(model: str) -> str:

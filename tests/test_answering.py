@@ -1,0 +1,136 @@
+"""Cited extractive answers on the real model and index: offsets, markers, lists, abstention,
+follow-ups, other languages and bad input."""
+
+import re
+import warnings
+
+import pytest
+
+from assistant import Answer, Assistant
+from assistant.answering import ABSTENTION
+
+
+def _check_citations(answer: Answer, documents) -> None:
+    texts = {d.source: d.text for d in documents}
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    assert markers, "an answer carries markers"
+    numbers = [c.number for c in answer.citations]
+    assert numbers == list(range(1, len(numbers) + 1)), "numbered in order of first use"
+    assert sorted(set(markers)) == numbers, "every marker resolves to exactly one citation"
+    assert list(dict.fromkeys(markers)) == numbers
+    for citation in answer.citations:
+        assert texts[citation.source][citation.start:citation.end] == citation.text
+        assert citation.highlights
+        for start, end in citation.highlights:
+            assert citation.start <= start < end <= citation.end
+            quote = texts[citation.source][start:end]
+            assert quote in citation.text
+            # the cited sentence is in the answer (a leading connector may be trimmed)
+            assert quote[-40:] in answer.text
+
+
+def test_answer_with_verbatim_citations(assistant, documents):
+    answer = assistant.ask("Quand l’opération Barkhane s’est-elle retirée du Mali ?")
+    assert not answer.abstained and "15 août 2022" in answer.text
+    _check_citations(answer, documents)
+    data = answer.to_dict()
+    assert data["citations"][0]["text"] == answer.citations[0].text
+    assert set(data) >= {"text", "citations", "abstained", "query", "timings"}
+    assert answer.timings["total_ms"] > 0 and "retrieval_ms" in answer.timings
+
+
+def test_at_most_three_sentences(assistant):
+    answer = assistant.ask("Que s'est-il passé au Mali après la rupture institutionnelle ?")
+    assert sum(len(c.highlights) for c in answer.citations) <= 3
+
+
+def test_enumeration_is_kept_whole(assistant, documents):
+    answer = assistant.ask("Quels sont les quatre obstacles à la paix identifiés au Mali ?")
+    for fact in ("érosion des valeurs sociétales", "emploi des jeunes", "gouvernance", "insécurité chronique"):
+        assert fact in answer.text
+    _check_citations(answer, documents)
+
+
+def test_a_list_question_gets_the_whole_list(assistant, documents):
+    answer = assistant.ask("Quelles sont les initiatives en cours du programme ?")
+    assert answer.text.count("\n- ") >= 4, answer.text
+    _check_citations(answer, documents)
+
+
+@pytest.mark.parametrize("question", [
+    "Quel est le budget du programme ?",
+    "Comment s'appelle le gestionnaire du programme ?",
+    "Combien de soldats comptait l'opération Barkhane ?",
+    "Quelle est l'adresse e-mail du programme ?",
+])
+def test_absent_facts_are_not_invented(assistant, question):
+    answer = assistant.ask(question)
+    assert answer.abstained and answer.citations == ()
+    assert answer.text == ABSTENTION["fr"]
+
+
+def test_english_abstention_is_in_english(assistant):
+    answer = assistant.ask("What is the annual budget of the programme?")
+    assert answer.abstained and answer.text == ABSTENTION["en"] and not answer.citations
+
+
+def test_english_question_answers_with_french_evidence(assistant, documents):
+    answer = assistant.ask("When was the official end of Operation Barkhane announced?")
+    assert not answer.abstained and "9 novembre 2022" in answer.text
+    _check_citations(answer, documents)
+
+
+def test_follow_up_is_resolved_from_history(assistant):
+    history = [{"role": "user", "content": "Quand l’opération Barkhane a-t-elle quitté le Mali ?"},
+               {"role": "assistant", "content": "Le 15 août 2022 [1]."}]
+    answer = assistant.ask("Et quand a-t-elle officiellement pris fin ?", history=history)
+    assert "Barkhane" in answer.query and answer.query != answer.question
+    assert "9 novembre 2022" in answer.text
+
+
+def test_standalone_question_is_not_polluted_by_history(assistant):
+    history = [{"role": "user", "content": "Quelle taskforce européenne a quitté le Mali avec Barkhane ?"},
+               {"role": "assistant", "content": "La taskforce Takuba [1]."}]
+    question = "Que signifie le sigle IMRAP ?"
+    with_history = assistant.ask(question, history=history)
+    alone = assistant.ask(question)
+    assert with_history.query == question
+    assert with_history.text == alone.text and "Institut Malien de Recherche-Action pour la Paix" in alone.text
+
+
+def test_stream_yields_text_then_the_answer(assistant):
+    pieces = list(assistant.stream("Que signifie le sigle CNT ?"))
+    assert isinstance(pieces[-1], Answer) and all(isinstance(p, str) for p in pieces[:-1])
+    assert "".join(pieces[:-1]) == pieces[-1].text
+
+
+def test_empty_question_is_a_value_error(assistant):
+    for question in ("", "   \n\t"):
+        with pytest.raises(ValueError, match="vide"):
+            assistant.ask(question)
+
+
+def test_huge_question_is_cut_with_a_warning(assistant):
+    question = "Quand l’accord d’Alger a-t-il été signé ? " + "x" * 100_000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        answer = assistant.ask(question)
+    assert any("caractères" in str(w.message) for w in caught)
+    assert answer.notices and len(answer.question) == assistant.settings.max_question_chars
+
+
+def test_html_and_markdown_are_plain_text(assistant):
+    answer = assistant.ask("<img src=x onerror=alert(1)> **Qui** préside la `médiation` ?")
+    assert isinstance(answer.text, str)
+    assert "<img" not in answer.text
+    assert answer.question.startswith("<img src=x onerror=alert(1)>")
+
+
+def test_malformed_history_names_the_entry(assistant):
+    with pytest.raises(ValueError, match=r"history\[1\]"):
+        assistant.ask("Et ensuite ?", history=[{"role": "user", "content": "Bonjour"}, {"role": "bot"}])
+
+
+def test_unknown_engine_is_refused(settings):
+    with pytest.raises(ValueError, match="Moteur inconnu"):
+        Assistant.load(settings=settings, engine="magique")

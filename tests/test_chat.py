@@ -1,0 +1,39 @@
+"""Follow-up detection and history validation (pure functions, no model needed)."""
+
+import pytest
+
+from assistant.chat import FollowUpRewriter, validate_history
+
+HISTORY = [{"role": "user", "content": "Quand l’opération Barkhane a-t-elle quitté le Mali ?"},
+           {"role": "assistant", "content": "Elle s’est retirée le 15 août 2022 [1]."}]
+
+
+@pytest.mark.parametrize("question", ["Et quand a-t-elle officiellement pris fin ?", "Qui l’a présidée ?",
+                                      "Et dans quels camps ?", "Quels obstacles y ont été identifiés ?",
+                                      "And what about its end?", "Pourquoi ?"])
+def test_elliptic_questions_are_follow_ups(question):
+    rewriter = FollowUpRewriter()
+    assert rewriter.is_follow_up(question)
+    query = rewriter.rewrite(question, HISTORY)
+    assert "Barkhane" in query and query != question
+
+
+@pytest.mark.parametrize("question", ["Que signifie le sigle IMRAP ?",
+                                      "Combien de Maliens ont été consultés lors du dialogue national de 2013 ?",
+                                      "Quand l’accord d’Alger a-t-il été signé ?"])
+def test_standalone_questions_are_left_alone(question):
+    assert FollowUpRewriter().rewrite(question, HISTORY) == question
+
+
+def test_history_validation_names_the_entry():
+    assert validate_history(None) == []
+    blocks = [{"role": "user", "content": [{"type": "text", "text": "Bonjour"}]}]
+    assert validate_history(blocks) == [{"role": "user", "content": "Bonjour"}]
+    with pytest.raises(ValueError, match=r"history\[1\].*role"):
+        validate_history([HISTORY[0], {"role": "system", "content": "x"}])
+    with pytest.raises(ValueError, match=r"history\[0\].*content"):
+        validate_history([{"role": "user", "content": 42}])
+    with pytest.raises(ValueError, match=r"history\[0\]"):
+        validate_history(["pas un message"])
+    with pytest.raises(ValueError, match="liste"):
+        validate_history("texte")

@@ -1,0 +1,66 @@
+"""The `assistant` command on the real index: index, search, ask, chat, and bad input."""
+
+import json
+
+import pytest
+
+from assistant.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def where(settings, assistant):  # the session index is built before the CLI loads it
+    return ["--index", str(settings.index_dir), "--corpus", str(settings.corpus_dir)]
+
+
+def test_index_prints_a_summary(where, capsys):
+    assert main(["index", *where]) == 0
+    out = capsys.readouterr().out
+    assert "document(s)" in out and "passages" in out and " s" in out
+
+
+def test_search_json(where, capsys):
+    assert main(["search", "Qui préside la médiation internationale ?", "-k", "2", "--json", *where]) == 0
+    passages = json.loads(capsys.readouterr().out)
+    assert len(passages) == 2 and {"text", "section", "start", "end", "score"} <= set(passages[0])
+
+
+def test_search_text_shows_location_and_scores(where, capsys):
+    assert main(["search", "camps de réfugiés", *where]) == 0
+    out = capsys.readouterr().out
+    assert "›" in out and "score=" in out and out.startswith("1. ")
+
+
+def test_ask_prints_answer_then_numbered_sources(where, capsys):
+    assert main(["ask", "Que signifie le sigle MINUSMA ?", *where]) == 0
+    out = capsys.readouterr().out
+    answer, sources = out.split("\nSources :\n")
+    assert "[1]" in answer and "Mission des Nations Unies au Mali" in answer
+    assert sources.startswith("[1] ") and "›" in sources and "»»" in sources and "««" in sources
+
+
+def test_ask_json_is_the_answer_dict(where, capsys):
+    assert main(["ask", "Quel est le budget du programme ?", "--json", *where]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["abstained"] is True and data["citations"] == []
+
+
+def test_empty_question_exits_2_with_a_message(where, capsys):
+    assert main(["ask", "   ", *where]) == 2
+    captured = capsys.readouterr()
+    assert "vide" in captured.err and "Traceback" not in captured.err
+
+
+def test_missing_corpus_is_one_sentence(tmp_path, capsys):
+    assert main(["index", "--corpus", str(tmp_path / "absent"), "--index", str(tmp_path / "i")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Erreur : Dossier du corpus introuvable") and "Traceback" not in err
+
+
+def test_chat_keeps_the_history(where, capsys, monkeypatch):
+    lines = iter(["Quand l’opération Barkhane a-t-elle quitté le Mali ?", "Et quand a-t-elle officiellement pris fin ?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", *where]) == 0
+    out = capsys.readouterr().out
+    assert "15 août 2022" in out and "9 novembre 2022" in out

