@@ -126,6 +126,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from .feedback import DB_NAME, FeedbackStore
+
+    settings = _settings(args).with_overrides(data_dir=args.data)
+    path = Path(settings.data_dir) / DB_NAME
+    if not path.exists():
+        raise AssistantError(f"Aucun avis enregistré : {path} n'existe pas (les avis viennent de `assistant serve`).")
+    store = FeedbackStore(path)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as handle:
+            count = store.export_eval(handle, rating=args.rating)
+        print(f"{count} avis exporté(s) vers {out} (format d'évaluation JSONL).", file=sys.stderr)
+    else:
+        store.export_eval(sys.stdout, rating=args.rating)
+    return 0
+
+
 # -- parsing -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Questions-réponses citées sur le programme Mali.")
@@ -161,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(chat)
     chat.add_argument("--engine")
     chat.set_defaults(func=cmd_chat)
+
+    feedback = commands.add_parser("feedback", help="avis des utilisateurs (👍/👎) recueillis par l'interface web")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_commands.add_parser("export", help="écrire les avis en JSONL au format d'évaluation")
+    export.add_argument("--out", help="fichier de sortie (défaut : la sortie standard)")
+    export.add_argument("--rating", choices=("up", "down"), help="seulement les 👍 (up) ou les 👎 (down)")
+    export.add_argument("--data", help="dossier des données (défaut : data/)")
+    export.set_defaults(func=cmd_feedback_export)
     return parser
 
 
