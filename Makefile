@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install index serve test bench eval clean
+.PHONY: install index serve chromium test bench eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || { command -v $(PYTHON) >/dev/null || PYTHON=python3; $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
@@ -28,11 +28,14 @@ index: install
 	$(BIN)/assistant index
 
 serve: index
-	@echo "Index prêt. Interrogez-le en ligne de commande :"
-	@echo "  $(BIN)/assistant ask \"Quand l'opération Barkhane s'est-elle retirée du Mali ?\""
-	@echo "  $(BIN)/assistant chat"
+	$(BIN)/assistant serve --host $(HOST) --port $(PORT) --engine $(ENGINE)
 
-test: install
+# The browser tests drive Debian's chromium (never `playwright install`: it downloads a browser).
+chromium:
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
+
+test: install chromium
 	$(BIN)/python -m pytest
 
 bench: install

@@ -145,6 +145,30 @@ def cmd_feedback_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.access import check_exposure, parse_auth
+
+    settings = _settings(args).with_overrides(host=args.host, port=args.port, data_dir=args.data)
+    auth = parse_auth(settings.auth)
+    check_exposure(settings.host, auth)  # before any loading: refuse fast
+    from .api import Assistant
+
+    started = time.perf_counter()
+    assistant = Assistant.load(settings=settings, show_progress=True)
+    from ui.app import build_app, launch
+
+    demo = build_app(assistant, settings)
+    shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"Assistant prêt en {time.perf_counter() - started:.1f} s : http://{shown}:{settings.port}/ "
+          f"({'avec' if auth else 'sans'} authentification ; Ctrl-C pour arrêter).", flush=True)
+    try:
+        launch(demo, settings.host, settings.port, auth=auth)
+    except OSError as exc:
+        raise AssistantError(f"Impossible d'écouter sur {settings.host}:{settings.port} ({exc}) : "
+                             "le port est peut-être pris, choisissez-en un autre avec --port.") from exc
+    return 0
+
+
 # -- parsing -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Questions-réponses citées sur le programme Mali.")
@@ -188,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--rating", choices=("up", "down"), help="seulement les 👍 (up) ou les 👎 (down)")
     export.add_argument("--data", help="dossier des données (défaut : data/)")
     export.set_defaults(func=cmd_feedback_export)
+
+    serve = commands.add_parser("serve", help="lancer l'interface web (Gradio) sur 127.0.0.1")
+    common(serve)
+    serve.add_argument("--host", help="adresse d'écoute (défaut : 127.0.0.1 ; toute autre exige une authentification)")
+    serve.add_argument("--port", type=int, help="port (défaut : 7860)")
+    serve.add_argument("--engine", help="moteur de réponse (défaut : extractive)")
+    serve.add_argument("--data", help="dossier des données : avis des utilisateurs (défaut : data/)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

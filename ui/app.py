@@ -1,0 +1,270 @@
+"""The Gradio Blocks app: chat with cited answers, feedback, a documents tab, and the ``/ask`` API.
+
+A thin shell: every answer comes from ``Assistant.stream`` / ``Assistant.ask``; this module only
+keeps the conversation, renders (``ui.render``) and stores feedback (``assistant.feedback``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# No analytics, no version check, no Hub look-up: nothing leaves the machine at launch.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import html  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any, Callable, Sequence  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from assistant.feedback import FeedbackStore  # noqa: E402
+
+from . import render  # noqa: E402
+from .access import check_exposure  # noqa: E402
+
+TITLE = "Assistant du programme Mali — Interpeace et IMRAP"
+# Starter questions: the main topics of the corpus (context and security, the 2013 national
+# consultation, the obstacles to peace, the report, current initiatives).
+STARTERS = [
+    "Quand l'opération Barkhane s'est-elle retirée du Mali ?",
+    "Quand le mandat de la MINUSMA a-t-il pris fin ?",
+    "Combien de Maliens ont été consultés en 2013 ?",
+    "Quels obstacles à la paix ont été identifiés ?",
+    "Quel rapport a été élaboré à partir des consultations ?",
+    "Quelles sont les initiatives en cours au Mali ?",
+]
+CSS = """
+.ia-header h1 { margin: 0 0 .25rem 0; font-size: 1.6rem; }
+.ia-scope { margin: 0; color: var(--body-text-color-subdued); }
+#chat .message-content, .ia-section-view { overflow-wrap: anywhere; }
+.ia-marker { font-weight: 700; color: var(--color-accent); white-space: nowrap; }
+.ia-sources { margin-top: .6rem; border-top: 1px solid var(--border-color-primary); padding-top: .4rem; }
+.ia-sources > summary, .ia-context > summary { cursor: pointer; font-weight: 700; }
+.ia-source-list { margin: .3rem 0 0 1.2rem; padding: 0; }
+.ia-source { margin: .4rem 0; }
+.ia-source-head { font-size: .9em; color: var(--body-text-color-subdued); }
+.ia-quote { margin: .25rem 0; padding-left: .6rem; border-left: 3px solid var(--color-accent); }
+.ia-sources mark { background: #fff3b0; color: inherit; padding: 0 .1em; }
+.ia-context { font-size: .92em; }
+.ia-origin { font-size: .8em; color: var(--body-text-color-subdued); }
+.ia-abstention { border-left: 4px solid #9aa4b2; padding: .2rem .6rem; font-style: italic; }
+.ia-hint { font-style: normal; font-size: .9em; color: var(--body-text-color-subdued); margin: .3rem 0 0 0; }
+.ia-notice, .ia-error { color: #b45309; font-size: .9em; }
+.ia-typing { opacity: .6; }
+.ia-status th { text-align: left; padding-right: 1rem; font-weight: 700; }
+.ia-status caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
+"""
+
+
+def theme() -> gr.themes.Base:
+    # Local fonts only; the bundled SemiBold is a tiny subset, so bold uses the 700 weight.
+    return gr.themes.Default(font=(gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)),
+                                   "ui-sans-serif", "system-ui", "sans-serif"))
+
+
+def _history(turns: list[dict]) -> list[dict[str, str]]:
+    """The finished turns of the conversation, as Assistant.ask expects them."""
+    history: list[dict[str, str]] = []
+    for turn in turns:
+        history += [{"role": "user", "content": turn["question"]},
+                    {"role": "assistant", "content": turn["answer"]["text"]}]
+    return history
+
+
+def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None,
+              extra_tabs: Sequence[Callable[[], Any]] = ()) -> gr.Blocks:
+    """The Blocks app over an already loaded ``Assistant`` (tests pass theirs).
+
+    ``store`` defaults to ``feedback.sqlite3`` in ``settings.data_dir``; each of ``extra_tabs`` is
+    called inside the app's ``gr.Tabs`` to add a tab of its own (``with gr.Tab(...): ...``).
+    """
+    settings = settings or assistant.settings
+    store = store or FeedbackStore.in_dir(settings.data_dir)
+    outline = render.outline(assistant.index.chunks)
+    titles = list(outline) or ["(aucun document)"]
+
+    # -- chat ----------------------------------------------------------------------------------
+    def take_question(message: str):
+        busy = (gr.update(visible=False), gr.update(visible=True))
+        return (gr.update(value="", interactive=False), message, *busy)
+
+    def idle():
+        return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False)
+
+    def respond(message: str, messages: list, turns: list, conversation: str | None):
+        conversation = conversation or uuid.uuid4().hex
+        message = (message or "").strip()
+        messages = list(messages or [])
+        if not message:
+            gr.Warning("Écrivez d'abord une question.", title="Attention")
+            yield messages, turns, conversation
+            return
+        history = _history(turns)
+        messages += [{"role": "user", "content": render.user_html(message)},
+                     {"role": "assistant", "content": render.pending_html()}]
+        yield messages, turns, conversation
+        text, answer = "", None
+        try:
+            for piece in assistant.stream(message, history):
+                if isinstance(piece, str):
+                    text += piece
+                    messages[-1] = {"role": "assistant", "content": render.pending_html(text)}
+                    yield messages, turns, conversation
+                else:
+                    answer = piece.to_dict()
+        except ValueError as exc:  # malformed input, e.g. a question of blanks
+            messages[-1] = {"role": "assistant", "content": render.error_html(str(exc))}
+            yield messages, turns, conversation
+            return
+        if answer is None:
+            return
+        answer.pop("retrieved", None)  # not needed in the session state
+        messages[-1] = {"role": "assistant", "content": render.answer_html(answer)}
+        turns = [*turns, {"index": len(messages) - 1, "question": message, "history": history, "answer": answer}]
+        yield messages, turns, conversation
+
+    def pick_example(evt: gr.SelectData) -> str:
+        value = evt.value
+        return value.get("text", "") if isinstance(value, dict) else str(value)
+
+    def new_conversation():
+        hide = gr.update(visible=False)
+        return [], [], None, None, hide, gr.update(value="", interactive=True), gr.update(visible=True), hide
+
+    # -- feedback ------------------------------------------------------------------------------
+    def on_like(evt: gr.LikeData, turns: list, conversation: str | None):
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        found = next(((n, t) for n, t in enumerate(turns) if t["index"] == index), None)
+        if found is None or not conversation:
+            gr.Info("Cette réponse n'est pas terminée : il n'y a rien à noter.", title="Information")
+            return None, gr.update(visible=False), gr.update()
+        number, turn = found
+        if evt.liked is True or evt.liked is False:
+            rating = "up" if evt.liked else "down"
+            feedback_id = store.rate(conversation, number, rating, turn["question"], turn["history"], turn["answer"])
+            label = ("Merci ! Un commentaire sur cette réponse ? (facultatif)" if rating == "up" else
+                     "Merci. Qu'est-ce qui manquait ou était faux ? (facultatif)")
+            return feedback_id, gr.update(visible=True), gr.update(value="", label=label)
+        store.withdraw(conversation, number)
+        return None, gr.update(visible=False), gr.update(value="")
+
+    def on_comment(text: str, feedback_id: int | None):
+        if not feedback_id:
+            gr.Warning("Notez d'abord une réponse (pouce levé ou baissé).", title="Attention")
+            return gr.update(), gr.update()
+        if not (text or "").strip():
+            gr.Warning("Le commentaire est vide.", title="Attention")
+            return gr.update(), gr.update()
+        if store.comment(feedback_id, text):
+            gr.Info("Votre commentaire est enregistré.", title="Merci")
+        return gr.update(value=""), gr.update(visible=False)
+
+    # -- documents tab -------------------------------------------------------------------------
+    def sections_of(title: str) -> list[str]:
+        return list(outline.get(title, {}))
+
+    def show_section(title: str, section: str | None) -> str:
+        sections = outline.get(title, {})
+        if section not in sections:
+            section = next(iter(sections), "")
+        return render.section_html(title, section, sections.get(section, []))
+
+    def pick_document(title: str):
+        sections = sections_of(title)
+        first = sections[0] if sections else None
+        return gr.update(choices=sections, value=first), show_section(title, first)
+
+    # -- programmatic endpoint -----------------------------------------------------------------
+    def ask(question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """Answer `question` from the documents. `history`: earlier turns, oldest first, as
+        {"role": "user"|"assistant", "content": str}. Returns Answer.to_dict(): text with [n]
+        markers, citations (number, text, document, title, section, quotes, ...), abstained, query,
+        engine, timings."""
+        try:
+            return assistant.ask(question, history or []).to_dict()
+        except ValueError as exc:
+            # The modal renders HTML: the message may quote the input, so escape it.
+            raise gr.Error(html.escape(str(exc), quote=False), title="Erreur", print_exception=False) from exc
+
+    # -- layout --------------------------------------------------------------------------------
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.HTML(render.header_html(titles), elem_id="header")
+        turns = gr.State([])  # finished turns: question, history before it, Answer.to_dict()
+        conversation = gr.State(None)  # an id, drawn at the first question
+        pending = gr.State("")
+        rated = gr.State(None)  # the feedback row a comment goes to
+        with gr.Tabs():
+            with gr.Tab("Conversation", id="chat-tab"):
+                chatbot = gr.Chatbot(
+                    label="Conversation", elem_id="chat", height=540, render_markdown=False,
+                    sanitize_html=True, allow_tags=False, feedback_options=("Like", "Dislike"),
+                    examples=[{"text": q} for q in STARTERS], buttons=["copy", "copy_all"],
+                    placeholder="Posez une question ci-dessous, ou choisissez une question pour commencer.",
+                )
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(label="Votre question", elem_id="question", scale=8, lines=1, max_lines=6,
+                                          placeholder="Par exemple : quand l'accord d'Alger a-t-il été signé ?",
+                                          autofocus=True, submit_btn=False)
+                    send = gr.Button("Envoyer", variant="primary", elem_id="send", scale=1, min_width=110)
+                    stop = gr.Button("Arrêter", variant="stop", elem_id="stop", scale=1, min_width=110, visible=False)
+                new = gr.Button("Nouvelle conversation", elem_id="new-conversation", size="sm")
+                with gr.Group(visible=False) as comment_box:
+                    comment = gr.Textbox(label="Un commentaire sur cette réponse ? (facultatif)", elem_id="comment",
+                                         lines=2, placeholder="Votre remarque aide à améliorer l'assistant.")
+                    send_comment = gr.Button("Envoyer le commentaire", elem_id="send-comment", size="sm")
+                gr.Markdown("Sous chaque réponse, le pouce levé ou baissé enregistre votre avis (avec la conversation) "
+                            "pour améliorer l'assistant.", elem_classes=["ia-hint"])
+            with gr.Tab("Documents", id="documents-tab"):
+                gr.HTML(render.status_html(assistant.index.manifest, settings.engine), elem_id="index-status")
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=240):
+                        document = gr.Dropdown(choices=titles, value=titles[0], label="Document", elem_id="document")
+                        first_sections = sections_of(titles[0])
+                        section = gr.Radio(choices=first_sections, value=first_sections[0] if first_sections else None,
+                                           label="Section", elem_id="section")
+                    with gr.Column(scale=3):
+                        view = gr.HTML(show_section(titles[0], first_sections[0] if first_sections else None),
+                                       elem_id="section-view")
+            for add_tab in extra_tabs:
+                add_tab()
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        busy_outputs = [question, pending, send, stop]
+        answering = []
+        for trigger in (question.submit, send.click):
+            event = trigger(take_question, [question], busy_outputs, queue=False, **private).then(
+                respond, [pending, chatbot, turns, conversation], [chatbot, turns, conversation],
+                concurrency_id="assistant", **private)
+            event.then(idle, None, [question, send, stop], queue=False, **private)
+            answering.append(event)
+        example = chatbot.example_select(pick_example, None, [pending], queue=False, **private)
+        example = example.then(lambda: (gr.update(interactive=False), gr.update(visible=False), gr.update(visible=True)),
+                               None, [question, send, stop], queue=False, **private).then(
+            respond, [pending, chatbot, turns, conversation], [chatbot, turns, conversation],
+            concurrency_id="assistant", **private)
+        example.then(idle, None, [question, send, stop], queue=False, **private)
+        answering.append(example)
+        stop.click(idle, None, [question, send, stop], cancels=answering, queue=False, **private)
+        reset = [chatbot, turns, conversation, rated, comment_box, question, send, stop]
+        new.click(new_conversation, None, reset, cancels=answering, queue=False, **private)
+        chatbot.clear(new_conversation, None, reset, cancels=answering, queue=False, **private)
+        chatbot.like(on_like, [turns, conversation], [rated, comment_box, comment], **private)
+        for trigger in (send_comment.click, comment.submit):
+            trigger(on_comment, [comment, rated], [comment, comment_box], **private)
+        document.change(pick_document, [document], [section, view], **private)
+        section.change(show_section, [document, section], [view], **private)
+        gr.api(ask, api_name="ask", concurrency_id="assistant")
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
+           prevent_thread_lock: bool = False, quiet: bool = False):
+    """Serve the app; refuses a non-loopback address without authentication."""
+    check_exposure(host, auth or [])
+    return demo.launch(
+        server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,
+        auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
+        theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
+        enable_monitoring=False,
+    )

@@ -1,0 +1,139 @@
+"""HTML for the page, built from ``Answer.to_dict()`` and the index's passages. No Gradio here.
+
+Every string a user or a document supplies goes through ``html.escape`` before it is placed in
+markup, so a question or a passage holding ``<script>``, ``<img onerror=...>``, raw HTML or
+markdown is shown as the characters it is. The chat renders messages as HTML (not markdown), so
+markdown syntax has no effect either.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import OrderedDict
+from typing import Any, Iterable
+
+_MARKER = re.compile(r"\[(\d+)\]")
+CONTACT_HINT = ("Essayez de reformuler votre question (d'autres mots, un nom, une date, un lieu du document), "
+                "ou contactez le gestionnaire du programme Mali pour cette information.")
+
+
+def esc(text: Any) -> str:
+    """Text as inert HTML: escaped, line breaks kept."""
+    return html.escape(str(text), quote=True).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def location(title: str, section: str) -> str:
+    return f"{title} › {section}" if section else title
+
+
+# -- chat messages -----------------------------------------------------------------------------
+def user_html(question: str) -> str:
+    return f'<div class="ia-question">{esc(question)}</div>'
+
+
+def pending_html(text: str = "") -> str:
+    """An answer being written (streaming) or not started yet."""
+    body = esc(text) if text else '<span class="ia-wait">Recherche dans les documents</span>'
+    return f'<div class="ia-answer ia-streaming">{body}<span class="ia-typing" aria-hidden="true">…</span></div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="ia-error" role="alert">⚠ {esc(message)}</div>'
+
+
+def answer_html(answer: dict) -> str:
+    """The final answer: text with its [n] markers, then the collapsible sources (or the abstention)."""
+    notices = "".join(f'<p class="ia-notice">⚠ {esc(n)}</p>' for n in answer.get("notices", []))
+    if answer.get("abstained"):
+        return (f'<div class="ia-abstention" data-abstained="true"><p class="ia-abstention-text">'
+                f'<span class="ia-icon" aria-hidden="true">ⓘ</span> {esc(answer.get("text", ""))}</p>'
+                f'<p class="ia-hint">{esc(CONTACT_HINT)}</p></div>{notices}')
+    citations = answer.get("citations", [])
+    where = {c["number"]: location(c.get("title", ""), c.get("section", "")) for c in citations}
+
+    def marker(match: re.Match) -> str:
+        number = int(match.group(1))
+        title = f' title="{html.escape(where[number], quote=True)}"' if number in where else ""
+        return f'<span class="ia-marker"{title}>[{number}]</span>'
+
+    text = _MARKER.sub(marker, esc(answer.get("text", "")))
+    return f'<div class="ia-answer" data-abstained="false">{text}</div>{notices}{sources_html(citations)}'
+
+
+def marked_passage(citation: dict) -> str:
+    """The whole cited passage, its cited sentences in <mark>."""
+    text, start = citation.get("text", ""), citation.get("start", 0)
+    out, cursor = [], 0
+    for a, b in sorted(tuple(h) for h in citation.get("highlights", [])):
+        a, b = max(a - start, cursor), min(b - start, len(text))
+        if a >= b:
+            continue
+        out.append(esc(text[cursor:a]))
+        out.append(f"<mark>{esc(text[a:b])}</mark>")
+        cursor = b
+    out.append(esc(text[cursor:]))
+    return "".join(out)
+
+
+def sources_html(citations: Iterable[dict]) -> str:
+    citations = list(citations)
+    if not citations:
+        return ""
+    items = []
+    for c in citations:
+        quotes = c.get("quotes") or [c.get("text", "")]
+        quoted = " … ".join(f"<mark>{esc(q)}</mark>" for q in quotes)
+        items.append(
+            f'<li class="ia-source" data-number="{int(c["number"])}">'
+            f'<div class="ia-source-head"><span class="ia-marker">[{int(c["number"])}]</span> '
+            f'<span class="ia-doc">{esc(c.get("title", ""))}</span>'
+            + (f' › <span class="ia-section">{esc(c["section"])}</span>' if c.get("section") else "")
+            + f'</div><blockquote class="ia-quote">{quoted}</blockquote>'
+            f'<details class="ia-context"><summary>Voir le paragraphe entier</summary>'
+            f'<p class="ia-passage">{marked_passage(c)}</p>'
+            f'<p class="ia-origin">{esc(c.get("source", ""))}, caractères {int(c.get("start", 0))}–{int(c.get("end", 0))}</p>'
+            f'</details></li>')
+    label = "Source" if len(items) == 1 else "Sources"
+    return (f'<details class="ia-sources"><summary>{label} ({len(items)})</summary>'
+            f'<ol class="ia-source-list">{"".join(items)}</ol></details>')
+
+
+# -- header and documents tab ------------------------------------------------------------------
+def outline(chunks: Iterable[Any]) -> "OrderedDict[str, OrderedDict[str, list[str]]]":
+    """Document title -> section -> passage texts, in reading order."""
+    ordered = sorted(chunks, key=lambda c: (c.document, c.start))
+    result: OrderedDict[str, OrderedDict[str, list[str]]] = OrderedDict()
+    for chunk in ordered:
+        sections = result.setdefault(chunk.title or chunk.document, OrderedDict())
+        sections.setdefault(chunk.section or "(sans titre)", []).append(chunk.text)
+    return result
+
+
+def header_html(titles: list[str]) -> str:
+    listed = ", ".join(f"« {esc(t)} »" for t in titles)
+    plural = "ces documents" if len(titles) > 1 else "ce document"
+    return ('<div class="ia-header"><h1>Assistant du programme Mali — Interpeace et IMRAP</h1>'
+            f'<p class="ia-scope">Je réponds uniquement à partir de {plural} : {listed}. '
+            "Chaque réponse cite ses sources ; si l'information n'y figure pas, je vous le dis.</p></div>")
+
+
+def section_html(title: str, section: str, texts: list[str]) -> str:
+    paragraphs = "".join(f'<p>{esc(t)}</p>' for t in texts)
+    return (f'<article class="ia-section-view"><h3>{esc(location(title, section))}</h3>'
+            f'{paragraphs or "<p><em>Section vide.</em></p>"}</article>')
+
+
+def status_html(manifest: dict, engine: str) -> str:
+    built = str(manifest.get("built_at", "?")).replace("T", " ").replace("+00:00", " UTC")
+    rows = [
+        ("Modèle d'embeddings", manifest.get("embedding_model", "?")),
+        ("Moteur de réponse", engine),
+        ("Documents", manifest.get("documents", "?")),
+        ("Passages indexés", manifest.get("chunks", "?")),
+        ("Phrases", manifest.get("sentences", "?")),
+        ("Construit le", built),
+        ("Durée de construction", f"{manifest.get('build_seconds', '?')} s"),
+    ]
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="ia-status"><caption>État de l\'index</caption>{cells}</table>'
