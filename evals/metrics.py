@@ -1,11 +1,13 @@
 """The metrics of the shared eval format, with its matching rules, on plain data.
 
 Each item result is a dict with at least: ``answer`` (str), ``abstained`` (bool), ``citations``
-(list of {"text": ...}), ``retrieved`` (list of passage texts, best first), ``latency_ms``.
+(list of {"number": ..., "text": ...}), ``retrieved`` (list of passage texts, best first),
+``latency_ms``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from statistics import median
@@ -13,7 +15,7 @@ from typing import Any, Iterable
 
 from assistant.text import normalize_for_match
 
-from .dataset import EvalItem
+from .dataset import CATEGORIES, EvalItem
 
 METRIC_KEYS = ("n_items", "hit@1", "hit@3", "hit@5", "mrr", "answer_accuracy", "citation_precision",
                "citation_recall", "abstention_rate", "false_abstention_rate", "token_f1",
@@ -26,14 +28,20 @@ def contains_evidence(text: str, evidence: Iterable[str]) -> bool:
     return any(normalize_for_match(e) in haystack for e in evidence if e.strip())
 
 
+def satisfies_group(answer: str, group: Iterable[str]) -> bool:
+    """One required fact: the answer contains any of its strings (accents folded)."""
+    haystack = normalize_for_match(answer, fold=True)
+    return any(normalize_for_match(s, fold=True) in haystack for s in group)
+
+
 def satisfies(answer: str, must_include: Iterable[Iterable[str]]) -> bool:
     """Every group satisfied by any of its strings (accents folded)."""
-    haystack = normalize_for_match(answer, fold=True)
-    return all(any(normalize_for_match(s, fold=True) in haystack for s in group) for group in must_include)
+    return all(satisfies_group(answer, group) for group in must_include)
 
 
 def first_hit_rank(passages: list[str], evidence: Iterable[str]) -> int | None:
     """1-based rank of the first passage containing evidence, or None."""
+    evidence = list(evidence)
     for rank, text in enumerate(passages, start=1):
         if contains_evidence(text, evidence):
             return rank
@@ -45,6 +53,7 @@ def _tokens(text: str) -> list[str]:
 
 
 def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD-style token F1 on normalised, accent-folded word tokens."""
     pred, ref = _tokens(prediction), _tokens(reference)
     if not pred or not ref:
         return float(pred == ref)
@@ -63,9 +72,41 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def is_correct(item: EvalItem, result: dict[str, Any]) -> bool:
+    """Answerable: did not abstain and satisfies every must_include group.
+    Unanswerable: abstained and cited nothing."""
     if not item.answerable:
-        return bool(result["abstained"])
+        return bool(result["abstained"]) and not result["citations"]
     return not result["abstained"] and satisfies(result["answer"], item.must_include)
+
+
+def failure_reasons(item: EvalItem, result: dict[str, Any]) -> list[str]:
+    """Why an item failed or is doubtful, in plain words (empty: nothing to report)."""
+    reasons = []
+    if result.get("error"):
+        reasons.append(f"error: {result['error']}")
+    if item.answerable:
+        if result["abstained"]:
+            reasons.append("abstained on an answerable question")
+        else:
+            for group in item.must_include:
+                if not satisfies_group(result["answer"], group):
+                    reasons.append("missing fact: " + json.dumps(list(group), ensure_ascii=False))
+            if not result["citations"] and not result.get("error"):
+                reasons.append("answered without citing a passage")
+    else:
+        if not result["abstained"]:
+            reasons.append("answered an unanswerable question")
+        elif result["citations"]:
+            reasons.append("abstained but cited passages")
+    if item.evidence:
+        wrong = [c for c in result["citations"] if not contains_evidence(c["text"], item.evidence)]
+        if wrong:
+            reasons.append("cited passage without evidence: "
+                           + ", ".join(f"[{c.get('number', '?')}]" for c in wrong))
+        if item.answerable and result.get("retrieved") is not None \
+                and first_hit_rank(result["retrieved"], item.evidence) is None:
+            reasons.append(f"evidence not retrieved (top {len(result['retrieved'])})")
+    return reasons
 
 
 def _mean(values: list[float]) -> float | None:
@@ -73,10 +114,13 @@ def _mean(values: list[float]) -> float | None:
 
 
 def compute_metrics(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, Any]:
-    answerable = [(i, r) for i, r in zip(items, results) if i.answerable]
-    unanswerable = [(i, r) for i, r in zip(items, results) if not i.answerable]
-    with_evidence = [(i, r) for i, r in answerable if i.evidence]
-    ranks = [first_hit_rank(r["retrieved"], i.evidence) for i, r in with_evidence]
+    """The metrics, with exactly the keys of the shared format (null where no item qualifies)."""
+    pairs = list(zip(items, results))
+    answerable = [(i, r) for i, r in pairs if i.answerable]
+    unanswerable = [(i, r) for i, r in pairs if not i.answerable]
+    retrieval = [(i, r) for i, r in answerable if i.evidence]
+    with_evidence = [(i, r) for i, r in pairs if i.evidence]
+    ranks = [first_hit_rank(r["retrieved"], i.evidence) for i, r in retrieval]
     cited = [(i, c) for i, r in with_evidence for c in r["citations"]]
     latencies = [r["latency_ms"] for r in results]
     return {
@@ -91,9 +135,20 @@ def compute_metrics(items: list[EvalItem], results: list[dict[str, Any]]) -> dic
                                   for i, r in with_evidence]),
         "abstention_rate": _mean([float(r["abstained"]) for _, r in unanswerable]),
         "false_abstention_rate": _mean([float(r["abstained"]) for _, r in answerable]),
-        "token_f1": _mean([token_f1(r["answer"], i.reference_answer) for i, r in zip(items, results)
+        "token_f1": _mean([token_f1(r["answer"], i.reference_answer) for i, r in pairs
                            if i.reference_answer is not None]),
         "latency_ms_p50": round(median(latencies), 2) if latencies else None,
         "latency_ms_p95": round(percentile(latencies, 95), 2) if latencies else None,
         "latency_ms_max": round(max(latencies), 2) if latencies else None,
     }
+
+
+def category_accuracy(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per category (french / english / unanswerable / multi-turn): items and share correct
+    (for unanswerable items, correct means abstained)."""
+    out = {}
+    for category in CATEGORIES:
+        marks = [bool(r["correct"]) if "correct" in r else is_correct(i, r)
+                 for i, r in zip(items, results) if i.category == category]
+        out[category] = {"n": len(marks), "correct": sum(marks), "accuracy": _mean([float(m) for m in marks])}
+    return out
