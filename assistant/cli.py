@@ -126,6 +126,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.cli import run_eval
+
+    return run_eval(args, _settings(args))
+
+
 def cmd_feedback_export(args: argparse.Namespace) -> int:
     from .feedback import DB_NAME, FeedbackStore
 
@@ -204,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(chat)
     chat.add_argument("--engine")
     chat.set_defaults(func=cmd_chat)
+
+    from evals.cli import DESCRIPTION as EVAL_DESCRIPTION, EPILOG as EVAL_EPILOG, add_eval_arguments
+
+    evaluate = commands.add_parser("eval", help="évaluer sur un jeu de questions JSONL (métriques, rapport, seuils)",
+                                   description=EVAL_DESCRIPTION, epilog=EVAL_EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(evaluate)
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=cmd_eval)
 
     feedback = commands.add_parser("feedback", help="avis des utilisateurs (👍/👎) recueillis par l'interface web")
     feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
