@@ -35,19 +35,19 @@ def user_html(question: str) -> str:
 def pending_html(text: str = "") -> str:
     """An answer being written (streaming) or not started yet."""
     body = esc(text) if text else '<span class="ia-wait">Recherche dans les documents</span>'
-    return f'<div class="ia-answer ia-streaming">{body}<span class="ia-typing" aria-hidden="true">…</span></div>'
+    return f'<div class="ia-answer ia-streaming">{body}<span class="ia-typing">…</span></div>'
 
 
 def error_html(message: str) -> str:
-    return f'<div class="ia-error" role="alert">⚠ {esc(message)}</div>'
+    return f'<div class="ia-error">⚠ {esc(message)}</div>'
 
 
 def answer_html(answer: dict) -> str:
     """The final answer: text with its [n] markers, then the collapsible sources (or the abstention)."""
     notices = "".join(f'<p class="ia-notice">⚠ {esc(n)}</p>' for n in answer.get("notices", []))
     if answer.get("abstained"):
-        return (f'<div class="ia-abstention" data-abstained="true"><p class="ia-abstention-text">'
-                f'<span class="ia-icon" aria-hidden="true">ⓘ</span> {esc(answer.get("text", ""))}</p>'
+        return (f'<div class="ia-abstention ia-final"><p class="ia-abstention-text">'
+                f'<span class="ia-icon">ⓘ</span> {esc(answer.get("text", ""))}</p>'
                 f'<p class="ia-hint">{esc(CONTACT_HINT)}</p></div>{notices}')
     citations = answer.get("citations", [])
     where = {c["number"]: location(c.get("title", ""), c.get("section", "")) for c in citations}
@@ -58,7 +58,7 @@ def answer_html(answer: dict) -> str:
         return f'<span class="ia-marker"{title}>[{number}]</span>'
 
     text = _MARKER.sub(marker, esc(answer.get("text", "")))
-    return f'<div class="ia-answer" data-abstained="false">{text}</div>{notices}{sources_html(citations)}'
+    return f'<div class="ia-answer ia-final">{text}</div>{notices}{sources_html(citations)}'
 
 
 def marked_passage(citation: dict) -> str:
@@ -85,7 +85,7 @@ def sources_html(citations: Iterable[dict]) -> str:
         quotes = c.get("quotes") or [c.get("text", "")]
         quoted = " … ".join(f"<mark>{esc(q)}</mark>" for q in quotes)
         items.append(
-            f'<li class="ia-source" data-number="{int(c["number"])}">'
+            f'<li class="ia-source">'
             f'<div class="ia-source-head"><span class="ia-marker">[{int(c["number"])}]</span> '
             f'<span class="ia-doc">{esc(c.get("title", ""))}</span>'
             + (f' › <span class="ia-section">{esc(c["section"])}</span>' if c.get("section") else "")

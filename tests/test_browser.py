@@ -1,0 +1,306 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
+
+import pytest
+
+from assistant.answering import Answer, Citation
+from assistant.feedback import FeedbackStore
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+BARKHANE = "Quand l'opération Barkhane s'est-elle retirée du Mali ?"
+MINUSMA = "Quand le mandat de la MINUSMA a-t-il pris fin ?"
+FOLLOW_UP = "Et qui l'a décidé ?"
+XSS = "<img src=x onerror=alert(1)>"
+LIKE = "button[aria-label=\"J'aime\"]"
+ANSWERED = "#chat .ia-final"  # final answers and abstentions (not the streaming placeholder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium est absent : lancez `make test` (il l'installe) ou `apt-get install chromium`.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _serve(demo) -> Iterator[str]:
+    from ui.app import launch
+
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def store(settings) -> FeedbackStore:
+    return FeedbackStore.in_dir(Path(settings.data_dir) / "browser")
+
+
+@pytest.fixture(scope="module")
+def app_url(assistant, settings, store) -> Iterator[str]:
+    from ui.app import build_app
+
+    yield from _serve(build_app(assistant, settings, store=store))
+
+
+class Page:
+    """A fresh page on the app, recording dialogs, requests that leave it and console errors."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.url = url
+        self.context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.foreign: list[str] = []
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else self.foreign.append(r.url))
+        self.page.goto(url, wait_until="load")
+        self.page.locator("#question textarea").wait_for()
+
+    def ask(self, question: str, press_enter: bool = False) -> None:
+        before = self.page.locator(ANSWERED).count()
+        box = self.page.locator("#question textarea")
+        box.fill(question)
+        box.press("Enter") if press_enter else self.page.locator("#send").click()
+        self.wait_answers(before + 1)
+
+    def wait_answers(self, count: int, timeout: float = 60) -> None:
+        self.page.locator(ANSWERED).nth(count - 1).wait_for(timeout=timeout * 1000)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def page(browser, app_url) -> Iterator[Page]:
+    page = Page(browser, app_url)
+    yield page
+    page.close()
+
+
+def _rows(store: FeedbackStore, question: str, timeout: float = 15) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(store.path) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM feedback WHERE question = ? ORDER BY id", (question,)).fetchall()
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_question_answer_sources_and_thumbs_up(page: Page, store: FeedbackStore, artifacts: Path) -> None:
+    p = page.page
+    page.ask(BARKHANE)
+    answer = p.locator("#chat .ia-answer.ia-final").last
+    assert "15 août 2022" in answer.inner_text()
+    assert answer.locator(".ia-marker").all_inner_texts() == ["[1]"]
+    sources = p.locator("#chat .ia-sources").last
+    assert sources.locator(".ia-source").count() == 1 and not sources.locator(".ia-quote").is_visible()
+    sources.locator("summary").first.click()  # collapsed until asked for
+    head = sources.locator(".ia-source-head").inner_text()
+    assert "[1]" in head and "Programme Mali — Interpeace et IMRAP › Contexte" in head
+    quote = sources.locator(".ia-quote mark")
+    assert "L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022" in quote.inner_text()
+    sources.locator(".ia-context summary").click()  # the surrounding paragraph
+    passage = sources.locator(".ia-passage")
+    assert "Malgré les efforts des partenaires" in passage.inner_text()
+    assert "15 août 2022" in passage.locator("mark").inner_text()
+    p.screenshot(path=str(artifacts / "browser-answer-sources.png"), full_page=True)
+
+    p.locator(LIKE).last.click()
+    (row,) = _rows(store, BARKHANE)
+    assert row["rating"] == "up" and row["engine"] == "extractive" and row["abstained"] == 0
+    assert "15 août 2022" in row["answer"] and json.loads(row["history"]) == []
+    assert any("15 août 2022" in q for c in json.loads(row["citations"]) for q in c["quotes"])
+    p.locator("#comment textarea").fill("Claire, avec la bonne source.")
+    p.locator("#send-comment").click()
+    deadline = time.monotonic() + 15
+    while _rows(store, BARKHANE)[0]["comment"] != "Claire, avec la bonne source." and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _rows(store, BARKHANE)[0]["comment"] == "Claire, avec la bonne source."
+    p.screenshot(path=str(artifacts / "browser-feedback.png"), full_page=True)
+    assert page.dialogs == [] and page.foreign == []  # nothing left the machine
+
+
+def test_xss_question_is_shown_as_text(page: Page, artifacts: Path) -> None:
+    p = page.page
+    page.ask(XSS, press_enter=True)
+    time.sleep(1)  # give an injected handler every chance to fire
+    assert p.locator("#chat .ia-question").last.inner_text() == XSS
+    assert p.locator("#chat img").count() == 0
+    assert p.evaluate("document.querySelectorAll('img[src=\"x\"], [onerror]').length") == 0
+    assert page.dialogs == []
+    p.screenshot(path=str(artifacts / "browser-xss.png"), full_page=True)
+
+
+def test_starter_follow_up_and_new_conversation(page: Page, store: FeedbackStore) -> None:
+    p = page.page
+    p.locator("#chat").get_by_text(MINUSMA).click()  # a starter question answers at once
+    page.wait_answers(1)
+    page.ask(FOLLOW_UP)
+    assert "Conseil de sécurité" in p.locator("#chat .ia-answer").last.inner_text()
+    p.locator(LIKE).last.click()
+    (row,) = _rows(store, FOLLOW_UP)
+    assert [t["content"] for t in json.loads(row["history"])][0] == MINUSMA  # the history went along
+    assert "MINUSMA" in row["query"]
+
+    p.locator("#new-conversation").click()
+    p.locator("#chat").get_by_text(MINUSMA).wait_for()  # empty again: the starters are back
+    assert p.locator(ANSWERED).count() == 0
+    page.ask(FOLLOW_UP)
+    p.locator(LIKE).last.click()
+    deadline = time.monotonic() + 15
+    while len(_rows(store, FOLLOW_UP)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    fresh = _rows(store, FOLLOW_UP)[-1]
+    assert json.loads(fresh["history"]) == [] and "MINUSMA" not in fresh["query"]
+    assert fresh["conversation"] != row["conversation"]
+
+
+def test_abstention_looks_different(page: Page) -> None:
+    p = page.page
+    page.ask("Quel est le budget du programme ?")
+    abstention = p.locator("#chat .ia-abstention").last
+    assert "Je n'ai pas trouvé cette information dans les documents." in abstention.inner_text()
+    assert "gestionnaire du programme" in abstention.locator(".ia-hint").inner_text()
+    assert p.locator("#chat .ia-sources").count() == 0 and p.locator("#chat .ia-marker").count() == 0
+
+
+def test_documents_tab(page: Page, assistant, artifacts: Path) -> None:
+    p = page.page
+    p.get_by_role("tab", name="Documents").click()
+    status = p.locator("#index-status")
+    status.wait_for()
+    text = status.inner_text()
+    manifest = assistant.index.manifest
+    assert manifest["embedding_model"] in text and str(manifest["chunks"]) in text
+    assert manifest["built_at"][:10] in text
+    view = p.locator("#section-view")
+    assert "Contexte" in view.inner_text() and "coup d’État militaire de 2012" in view.inner_text()
+    p.locator("#section").get_by_text("Initiatives", exact=True).click()
+    p.locator("#section-view").get_by_text("Voix des femmes").wait_for()
+    p.screenshot(path=str(artifacts / "browser-documents.png"), full_page=True)
+
+
+# -- a hostile corpus and a slow, streaming engine (a stand-in Assistant) --------------------------
+EVIL = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2; alert(2)"> '
+        '</details></li></ol><iframe src="javascript:alert(3)"></iframe> **gras** [lien](javascript:alert(4)) '
+        '![image](x) <b>brut</b>')
+
+
+class HostileAssistant:
+    """Quacks like Assistant: its passage, title and section are hostile; it streams slowly."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        text = f"Le programme a commencé en 2013. {EVIL} Fin du passage."
+        chunk = SimpleNamespace(document="evil", title=f"Doc {EVIL}", section=f"Section {EVIL}", start=0, text=text)
+        self.index = SimpleNamespace(chunks=[chunk], manifest={"embedding_model": EVIL, "chunks": 1, "documents": 1,
+                                                               "sentences": 2, "built_at": "2026-01-01T00:00:00+00:00",
+                                                               "build_seconds": 0.1})
+        self.text, self.chunk = text, chunk
+
+    def stream(self, question: str, history=None):
+        slow = "lent" in question
+        pieces = ["Le programme a commencé ", "en 2013. ", f"{EVIL} ", "[1]"]
+        for piece in pieces * (20 if slow else 1):
+            time.sleep(1.0 if slow else 0.3)
+            yield piece
+        start = self.text.index(EVIL)
+        citation = Citation(number=1, text=self.text, document="evil", title=self.chunk.title, source="evil.txt",
+                            section=self.chunk.section, start=0, end=len(self.text), score=0.9,
+                            highlights=((start, start + len(EVIL)),))
+        yield Answer(text="".join(pieces), citations=(citation,), abstained=False, query=question, question=question,
+                     language="fr", engine="stub")
+
+    def ask(self, question: str, history=None):
+        return [p for p in self.stream(question, history) if isinstance(p, Answer)][-1]
+
+
+@pytest.fixture(scope="module")
+def hostile_url(settings, tmp_path_factory) -> Iterator[str]:
+    from ui.app import build_app
+
+    store = FeedbackStore.in_dir(tmp_path_factory.mktemp("hostile"))
+    yield from _serve(build_app(HostileAssistant(settings), settings, store=store))
+
+
+def test_hostile_passages_stream_as_text(browser, hostile_url: str, artifacts: Path) -> None:
+    page = Page(browser, hostile_url)
+    p = page.page
+    try:
+        assert EVIL in p.locator("#header").inner_text()  # the document list in the header, as text
+        box = p.locator("#question textarea")
+        box.fill("Quand le programme a-t-il commencé ?")
+        p.locator("#send").click()
+        p.locator("#chat .ia-streaming").wait_for()  # pieces appear before the final answer
+        page.wait_answers(1)
+        answer = p.locator("#chat .ia-answer.ia-final")
+        assert EVIL in answer.inner_text() and answer.locator(".ia-marker").count() == 1
+        sources = p.locator("#chat .ia-sources")
+        sources.locator("summary").first.click()
+        sources.locator(".ia-context summary").click()
+        assert sources.count() == 1 and sources.locator(".ia-source").count() == 1  # layout intact
+        assert EVIL in sources.locator(".ia-quote").inner_text()
+        assert EVIL in sources.locator(".ia-source-head").inner_text()
+        assert EVIL in sources.locator(".ia-passage mark").inner_text()
+        p.get_by_role("tab", name="Documents").click()
+        p.locator("#section-view").wait_for()
+        assert EVIL in p.locator("#section-view").inner_text() and EVIL in p.locator("#index-status").inner_text()
+        time.sleep(1)
+        for scope in ("#chat", "#section-view", "#index-status", "#header"):
+            assert p.locator(f"{scope} img, {scope} iframe, {scope} script, {scope} b").count() == 0, scope
+        assert p.evaluate("window.__pwned") is None and page.dialogs == []
+        p.screenshot(path=str(artifacts / "browser-hostile-documents.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_stop_interrupts_a_streaming_answer(browser, hostile_url: str) -> None:
+    page = Page(browser, hostile_url)
+    p = page.page
+    try:
+        p.locator("#question textarea").fill("Réponds lentement")
+        p.locator("#send").click()
+        p.locator("#stop").wait_for()
+        assert not p.locator("#send").is_visible()
+        p.locator("#chat .ia-streaming").get_by_text("Le programme a commencé").wait_for()
+        p.locator("#stop").click()
+        p.locator("#send").wait_for()
+        assert not p.locator("#stop").is_visible() and p.locator("#question textarea").is_enabled()
+        shown = p.locator("#chat .ia-streaming").inner_text()
+        time.sleep(3)
+        assert p.locator("#chat .ia-streaming").inner_text() == shown  # nothing arrives after Stop
+        assert p.locator(ANSWERED).count() == 0
+        # The conversation goes on after a stop.
+        p.locator("#question textarea").fill("Quand le programme a-t-il commencé ?")
+        p.locator("#send").click()
+        page.wait_answers(1)
+    finally:
+        page.close()
