@@ -72,11 +72,12 @@ def _history(turns: list[dict]) -> list[dict[str, str]]:
     return history
 
 
-def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None,
+def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None, evaluation: bool = True,
               extra_tabs: Sequence[Callable[[], Any]] = ()) -> gr.Blocks:
     """The Blocks app over an already loaded ``Assistant`` (tests pass theirs).
 
-    ``store`` defaults to ``feedback.sqlite3`` in ``settings.data_dir``; each of ``extra_tabs`` is
+    ``store`` defaults to ``feedback.sqlite3`` in ``settings.data_dir``. ``evaluation`` mounts the
+    "Évaluation" tab (``ui.eval_tab``, its own ``/run_eval`` endpoint). Each of ``extra_tabs`` is
     called inside the app's ``gr.Tabs`` to add a tab of its own (``with gr.Tab(...): ...``).
     """
     settings = settings or assistant.settings
@@ -226,6 +227,11 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                     with gr.Column(scale=3):
                         view = gr.HTML(show_section(titles[0], first_sections[0] if first_sections else None),
                                        elem_id="section-view")
+            if evaluation:
+                from .eval_tab import build_eval_tab
+
+                with gr.Tab("Évaluation", id="eval-tab"):
+                    build_eval_tab(assistant, settings)
             for add_tab in extra_tabs:
                 add_tab()
 
