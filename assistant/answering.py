@@ -131,6 +131,7 @@ class ExtractiveAnswerer:
 
     # -- evidence -------------------------------------------------------------------------
     def _coverage(self, query_stems: frozenset[str], stems: frozenset[str]) -> float:
+        query_stems = query_stems - self._common  # words in most sentences tell nothing apart
         total = sum(self._idf.get(t, self._unknown_idf) for t in query_stems)
         return sum(self._idf.get(t, 0.0) for t in query_stems & stems) / total if total else 0.0
 
@@ -179,11 +180,13 @@ class ExtractiveAnswerer:
             return False
         tokens = token_spans(sentence.text)
         stems_by_token = [next(iter(content_stems(word)), None) for word, _, _ in tokens]
-        anchor_at = _positions(stems_by_token, evidence.anchors)
-        if kind == "quantity" and evidence.profile.counted_noun and evidence.profile.language == "fr":
-            counted = next(iter(content_stems(evidence.profile.counted_noun)), None)
-            if counted and counted not in stems_by_token:
-                return False  # "Combien de salariés": a count of something else is no answer
+        # Only words the corpus knows can be looked for; the others are paraphrases, another
+        # language, or the very thing that is missing.
+        known = frozenset(a for a in evidence.anchors if _positions([a], self._idf.keys()))
+        anchor_at = _positions(stems_by_token, known)
+        counted = next(iter(content_stems(evidence.profile.counted_noun or "")), None)
+        if kind == "quantity" and counted in self._idf and counted not in stems_by_token:
+            return False  # "Combien de régions": a count of something else is no answer
         if kind in {"name", "place", "organisation"}:
             # A proper name the question does not already contain, next to what it is the name of.
             question_words = {word for word, _, _ in token_spans(evidence.query)}
@@ -197,9 +200,8 @@ class ExtractiveAnswerer:
         fact_at = [_token_index(tokens, p) for p in type_positions(kind, sentence.text)]
         if not fact_at:
             return False
-        if not anchor_at:
-            # No word of the question here: acceptable across languages only, where words cannot match.
-            return evidence.profile.language != "fr"
+        if not known:  # nothing to locate the fact with: its type has to do
+            return True
         return any(abs(f - a) <= self.type_window for f in fact_at for a in anchor_at)
 
     # -- selection ------------------------------------------------------------------------

@@ -22,7 +22,8 @@ _TYPE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("date", r"\b(quand|quelle date|quel jour|quelle annee|quel mois|depuis quand|jusqu'a quand|"
              r"when|what date|which date|what day|which year|what year|which month|since when)\b"),
     ("quantity", r"\b(combien|quel nombre|nombre de|how many|number of)\b"),
-    ("organisation", r"\b(bailleurs?|donateurs?|financeurs?|sponsors?|funders?|donors?|qui finance|who funds)\b"),
+    ("organisation", r"\b(bailleurs?|donateurs?|financeurs?|sponsors?|funders?|donors?|qui finance\w*|"
+                     r"financ\w* par qui|who funds|funded by whom|who finances)\b"),
     ("name", r"\b(comment s'appelle|comment se nomme|quel est le nom|quel est son nom|nom (complet )?(du|de la|de l'|des)|"
              r"what is the (full )?name|what's the name|who is|who are)\b"),
     ("place", r"\b(quelle ville|dans quel pays|quel pays|quels pays|which city|what city|which countr(y|ies)|"
@@ -48,7 +49,8 @@ def _framing_stems() -> frozenset[str]:
     from .text import content_stems
 
     return frozenset(content_stems(_FRAMING)) | FRAMING_WORDS
-_PLURAL = re.compile(r"\b(quels|quelles|lesquels|lesquelles|what are|which are|list|enumere[rz]?|citez|nommez)\b")
+_PLURAL = re.compile(r"\b(quels|quelles|lesquels|lesquelles|what are|which are|list|liste[rz]?|enumere[rz]?|"
+                     r"citez|nommez)\b")
 
 _MONTHS = ("janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
            "january february march april may june july august september october november december").split()

@@ -47,8 +47,10 @@ def words(text: str) -> list[str]:
 
 
 def content_stems(text: str, language: str = "french") -> list[str]:
-    """Stems of the words that carry meaning (stop words and one-letter tokens removed)."""
-    stop = stopwords(language)
+    """Stems of the words that carry meaning (stop words and one-letter tokens removed).
+
+    English stop words go too: questions may be English while the corpus is French."""
+    stop = stopwords(language) | stopwords("english")
     kept = [w for w in words(text) if len(w) > 1 and w not in stop]
     return _stemmer(language).stemWords(kept)
 
