@@ -30,6 +30,7 @@ ABSTENTION = {
     "fr": "Je n'ai pas trouvé cette information dans les documents.",
     "en": "I could not find this information in the documents.",
 }
+_GENITIVES = frozenset({"de", "du", "des", "d", "of"})
 _LEADING_CONNECTOR = re.compile(
     r"^(cependant|toutefois|néanmoins|par ailleurs|en outre|de plus|ainsi|alors|mais|et|or|"
     r"however|moreover|furthermore|also|and|but)\s*,?\s+", re.IGNORECASE)
@@ -191,9 +192,12 @@ class ExtractiveAnswerer:
             # A proper name the question does not already contain, next to what it is the name of.
             question_words = {word for word, _, _ in token_spans(evidence.query)}
             # Names found all over the corpus (its country, its organisation) answer nothing.
+            # A capitalised complement ("président de la République") is a title, not a name.
             fact_at = [i for i, (word, capital, _) in enumerate(tokens)
                        if capital and i > 0 and word not in question_words and len(word) > 1
-                       and stems_by_token[i] not in self._common]
+                       and stems_by_token[i] not in self._common
+                       and not (tokens[i - 1][0] in _GENITIVES or (i > 1 and tokens[i - 2][0] in _GENITIVES
+                                                                   and tokens[i - 1][0] in {"la", "l"}))]
             focus = (set(evidence.profile.focus) - self._common) or evidence.anchors
             focus_at = _positions(stems_by_token, focus)
             return any(abs(f - a) <= self.name_window for f in fact_at for a in focus_at)
