@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from assistant.errors import AssistantError  # noqa: E402
 from assistant.feedback import FeedbackStore  # noqa: E402
 
 from . import render  # noqa: E402
@@ -114,7 +115,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                     yield messages, turns, conversation
                 else:
                     answer = piece.to_dict()
-        except ValueError as exc:  # malformed input, e.g. a question of blanks
+        except (ValueError, AssistantError) as exc:  # malformed input, or a problem the user can fix
             messages[-1] = {"role": "assistant", "content": render.error_html(str(exc))}
             yield messages, turns, conversation
             return
@@ -184,7 +185,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         engine, timings."""
         try:
             return assistant.ask(question, history or []).to_dict()
-        except ValueError as exc:
+        except (ValueError, AssistantError) as exc:
             # The modal renders HTML: the message may quote the input, so escape it.
             raise gr.Error(html.escape(str(exc), quote=False), title="Erreur", print_exception=False) from exc
 
