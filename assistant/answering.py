@@ -105,6 +105,8 @@ class Evidence:
     profile: QuestionProfile
     anchors: frozenset[str]
     candidates: tuple[Unit, ...]
+    best_similarity: float = 0.0  # the best sentence's cosine with the query
+    shared_words: int = 0  # question words (stems) that occur in the corpus
 
 
 class ExtractiveAnswerer:
@@ -114,12 +116,15 @@ class ExtractiveAnswerer:
 
     def __init__(self, index: Index, embedder: Embedder, abstain_threshold: float = 0.5,
                  max_sentences: int = 3, lexical_weight: float = 0.15, heading_weight: float = 0.5,
-                 passage_weight: float = 0.3, type_window: int = 12, name_window: int = 6, alternatives_margin: float = 0.05,
+                 passage_weight: float = 0.3, type_window: int = 12, name_window: int = 6,
+                 unmatched_min_similarity: float = 0.86, cross_lingual_min_similarity: float = 0.785, alternatives_margin: float = 0.05,
                  extra_margin: float = 0.03) -> None:
         self.index, self.embedder = index, embedder
         self.abstain_threshold, self.max_sentences = abstain_threshold, max_sentences
         self.lexical_weight, self.heading_weight, self.passage_weight = lexical_weight, heading_weight, passage_weight
         self.type_window, self.name_window = type_window, name_window
+        self.unmatched_min_similarity = unmatched_min_similarity
+        self.cross_lingual_min_similarity = cross_lingual_min_similarity
         self.alternatives_margin, self.extra_margin = alternatives_margin, extra_margin
         self._stems = [frozenset(content_stems(s.text)) for s in index.sentences]
         self._heading_stems = {c.id: frozenset(content_stems(c.context_header)) for c in index.chunks}
@@ -129,6 +134,7 @@ class ExtractiveAnswerer:
         self._unknown_idf = math.log(1 + n / 0.5)
         # Words in most sentences (the country, the organisation) locate nothing.
         self._common = frozenset(t for t, df in frequency.items() if df / n > 0.3)
+        self._vocabulary = frozenset(frequency).union(*self._heading_stems.values())
 
     # -- evidence -------------------------------------------------------------------------
     def _coverage(self, query_stems: frozenset[str], stems: frozenset[str]) -> float:
@@ -166,7 +172,10 @@ class ExtractiveAnswerer:
                     units.append(Unit(items, combine(dense, self._coverage(query_stems, stems), heading, passage),
                                       passage))
         units.sort(key=lambda unit: -unit.score)
-        return Evidence(question, query, profile, anchors, tuple(units))
+        best_similarity = max((float(self.index.sentence_vectors[self.index.sentence_position[u.sentences[0].id]]
+                                     @ vector) for u in units if not u.is_list), default=0.0)
+        shared = sum(1 for t in query_stems if not is_framing(t) and _positions([t], self._vocabulary))
+        return Evidence(question, query, profile, anchors, tuple(units), best_similarity, shared)
 
     # -- checks ---------------------------------------------------------------------------
     def _holds_fact(self, evidence: Evidence, unit: Unit) -> bool:
@@ -209,8 +218,17 @@ class ExtractiveAnswerer:
         return any(abs(f - a) <= self.type_window for f in fact_at for a in anchor_at)
 
     # -- selection ------------------------------------------------------------------------
+    def on_topic(self, evidence: Evidence) -> bool:
+        """Off-topic questions still find a "best" sentence: dense scores are never low here.
+        A question is on topic when it shares words with the corpus, or, without any, when its
+        best sentence is very close (calibrated separately across languages, where words cannot match)."""
+        if evidence.shared_words:
+            return True
+        bar = self.unmatched_min_similarity if evidence.profile.language == "fr" else self.cross_lingual_min_similarity
+        return evidence.best_similarity >= bar
+
     def select(self, evidence: Evidence) -> list[Unit]:
-        if not evidence.candidates:
+        if not evidence.candidates or not self.on_topic(evidence):
             return []
         best = evidence.candidates[0].score
         primary = next((unit for unit in evidence.candidates

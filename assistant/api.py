@@ -54,7 +54,9 @@ class Assistant:
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
         answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
-                                      max_sentences=settings.max_answer_sentences)
+                                      max_sentences=settings.max_answer_sentences,
+                                      unmatched_min_similarity=settings.unmatched_min_similarity,
+                                      cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
         return cls(settings, embedder, index, retriever, answerer, FollowUpRewriter())
 
     def variant(self, **overrides: Any) -> "Assistant":

@@ -57,9 +57,12 @@ class Settings:
     # Answering.
     engine: str = "extractive"
     max_answer_sentences: int = 3
-    # Abstain when the best supporting sentence scores below this (calibrated on the dev set,
-    # see README "Abstention").
-    abstain_threshold: float = 0.5
+    # Abstention (calibrated on the dev set, see README "Abstention"): the best sentence's combined
+    # score must reach abstain_threshold; a question sharing no word with the corpus must reach
+    # unmatched_min_similarity (French) or cross_lingual_min_similarity (other languages) in cosine.
+    abstain_threshold: float = 0.79
+    unmatched_min_similarity: float = 0.86
+    cross_lingual_min_similarity: float = 0.785
     max_question_chars: int = 2000
     # Serving.
     host: str = "127.0.0.1"

@@ -37,8 +37,16 @@ def stopwords(language: str = "french") -> frozenset[str]:
     import llama_index.core
 
     base = Path(llama_index.core.__file__).parent / "_static" / "nltk_cache" / "corpora" / "stopwords"
-    words = (base / language).read_text(encoding="utf-8").split()
+    words = (base / language).read_text(encoding="utf-8").split() + _EXTRA_STOPWORDS.get(language, [])
     return frozenset(fold_accents(w.casefold()) for w in words)
+
+
+# Function words NLTK's lists lack (adverbs of time and degree, "aujourd'hui" split in two).
+_EXTRA_STOPWORDS = {
+    "french": ("aujourd hui ainsi alors aussi bien car cela ceci comme donc ici puis tout tous toute toutes "
+               "très trop peu plus moins déjà encore jamais toujours souvent parfois maintenant hier demain "
+               "quoi dont chez selon sans sous vers via afin").split(),
+}
 
 
 def words(text: str) -> list[str]:

@@ -69,6 +69,14 @@ def test_absent_facts_are_not_invented(assistant, question):
     assert answer.text == ABSTENTION["fr"]
 
 
+@pytest.mark.parametrize("question", ["Quelle est la recette du tiramisu ?", "Explique-moi la photosynthèse.",
+                                      "Comment réparer une fuite d’eau ?", "What is the capital of France?"])
+def test_off_topic_questions_get_no_answer(assistant, question):
+    # Dense scores are never low on this corpus: a best sentence always exists and must not be served.
+    answer = assistant.ask(question)
+    assert answer.abstained and not answer.citations
+
+
 def test_english_abstention_is_in_english(assistant):
     answer = assistant.ask("What is the annual budget of the programme?")
     assert answer.abstained and answer.text == ABSTENTION["en"] and not answer.citations
