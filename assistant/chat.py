@@ -10,7 +10,7 @@ alone, so an unrelated history never pollutes it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from .text import content_stems, fold_accents
 
@@ -64,7 +64,13 @@ def _capitalised_names(text: str) -> list[str]:
 
 
 class FollowUpRewriter:
-    """Completes elliptic follow-ups from the earlier turns; leaves standalone questions as they are."""
+    """Completes elliptic follow-ups from the earlier turns; leaves standalone questions as they are.
+
+    With ``condense`` (a language model that rewrites the question), its standalone question is used
+    when it keeps a word of the conversation; otherwise the rule-based completion below."""
+
+    def __init__(self, condense: Callable[[str, list[dict[str, str]]], str | None] | None = None) -> None:
+        self.condense = condense
 
     def is_follow_up(self, question: str) -> bool:
         words = re.findall(r"\w+", fold_accents(question.casefold()))
@@ -81,6 +87,11 @@ class FollowUpRewriter:
     def rewrite(self, question: str, history: list[dict[str, str]]) -> str:
         if not history or not self.is_follow_up(question):
             return question
+        if self.condense is not None:
+            condensed = self.condense(question, history)
+            context = set(content_stems(" ".join(t["content"] for t in history)))
+            if condensed and set(content_stems(condensed)) & (context - set(content_stems(question))):
+                return condensed
         users = [turn["content"] for turn in history if turn["role"] == "user"]
         context: list[str] = []
         for previous in reversed(users):  # walk back until a turn that names its topic

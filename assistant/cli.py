@@ -98,9 +98,25 @@ def print_answer(answer: Any, as_json: bool = False) -> None:
             print("    " + _marked(c))
 
 
+def answer_live(assistant: Any, question: str, history: list[dict[str, str]] | None = None,
+                as_json: bool = False) -> Any:
+    """Ask, showing a generating engine's draft live on stderr; the verified answer goes to stdout."""
+    answer, drafted = None, False
+    for piece in assistant.stream(question, history):
+        if isinstance(piece, str):
+            if assistant.settings.engine != "extractive" and not as_json:
+                print(piece, end="", file=sys.stderr, flush=True)
+                drafted = True
+        else:
+            answer = piece
+    if drafted:
+        print("\n", file=sys.stderr)
+    print_answer(answer, as_json=as_json)
+    return answer
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    assistant = _load(args)
-    print_answer(assistant.ask(args.question), as_json=args.json)
+    answer_live(_load(args), args.question, as_json=args.json)
     return 0
 
 
@@ -120,9 +136,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             history.clear()
             print("Nouvelle conversation.")
             continue
-        answer = assistant.ask(question, history=history)
         print()
-        print_answer(answer)
+        answer = answer_live(assistant, question, history)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 

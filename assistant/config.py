@@ -64,6 +64,16 @@ class Settings:
     unmatched_min_similarity: float = 0.86
     cross_lingual_min_similarity: float = 0.785
     max_question_chars: int = 2000
+    # Generated answers (engines "llm" and "openai").
+    llm_model_path: str = ""  # a GGUF file; empty: the Qwen2.5 model assembled from PyPI parts
+    llm_threads: int = 0  # 0: all cores
+    llm_context: int = 2048
+    llm_max_tokens: int = 120
+    llm_min_support: float = 0.84  # cosine an answer sentence needs with what it cites
+    llm_base_url: str = ""  # engine "openai": e.g. http://127.0.0.1:11434/v1
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 120.0
     # Serving.
     host: str = "127.0.0.1"
     port: int = 7860
@@ -78,7 +88,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v, Path) else v)
-                for f in fields(self) for v in [getattr(self, f.name)] if f.name != "auth"}
+                for f in fields(self) for v in [getattr(self, f.name)] if f.name not in {"auth", "llm_api_key"}}
 
 
 def _coerce(settings: Settings, name: str, value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 
 from assistant.answering import Answer, Citation
 from assistant.feedback import FeedbackStore
+
+from .conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +28,6 @@ XSS = "<img src=x onerror=alert(1)>"
 LIKE = "button[aria-label=\"J'aime\"]"
 ANSWERED = "#chat .ia-final"  # final answers and abstentions (not the streaming placeholder)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
 """The "Évaluation" tab: built in a Blocks, launched, and run through gradio_client."""
 
 import json
-import socket
 
 import pytest
 
 gr = pytest.importorskip("gradio")
 
 from ui.eval_tab import build_eval_tab, run_evaluation  # noqa: E402
+
+from .conftest import free_port
 
 ITEMS = [
     {"id": "t1", "question": "Quand l'opération Barkhane s'est-elle retirée du Mali ?", "lang": "fr",
@@ -19,11 +20,6 @@ ITEMS = [
      "must_include": [["9 novembre 2022"]]},
 ]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ def test_eval_tab_runs_through_the_api(assistant, settings, small_set):
     with gr.Blocks() as demo:
         with gr.Tab("Évaluation"):
             build_eval_tab(assistant, settings)
-    port = _free_port()
+    port = free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

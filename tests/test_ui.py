@@ -18,6 +18,8 @@ from assistant.errors import AssistantError
 from ui import render
 from ui.access import check_exposure, is_loopback, parse_auth
 
+from .conftest import free_port
+
 pytestmark = pytest.mark.slow
 
 BARKHANE = "Quand l'opération Barkhane s'est-elle retirée du Mali ?"
@@ -30,11 +32,6 @@ ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language"
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
                  "highlights", "quotes"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,159 @@
+"""Generated answers: a local LLM (llama.cpp) or any OpenAI-compatible server, grounded and verified.
+
+The extractive engine does the reading: it scores the sentences, decides abstention (before any
+generation) and picks the evidence. The language model only rewrites that evidence as a short
+answer in the question's language; ``grounding.Verifier`` then checks what it wrote, and anything
+that fails is replaced by the extractive answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, reading_order, unit_text
+from .errors import AssistantError
+from .grounding import Verifier, build_messages, condense_messages
+from .retrieval import Passage
+
+FALLBACK_NOTICE = "La réponse générée n'a pas passé la vérification ({reason}) : voici les extraits des documents."
+
+
+class ChatBackend(Protocol):
+    name: str
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        """Text pieces of the model's reply; closing the iterator stops the generation."""
+
+
+class LlamaCppBackend:
+    """A GGUF model in this process, loaded once and reused; one generation at a time."""
+
+    name = "llm"
+
+    def __init__(self, model_path: Path, context: int = 2048, threads: int | None = None) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise AssistantError("llama-cpp-python n'est pas installé : lancez `make llm`.") from exc
+        self.model_path = Path(model_path)
+        self.llama = Llama(model_path=str(self.model_path), n_ctx=context, n_threads=threads or os.cpu_count(),
+                           verbose=False)
+        self._lock = threading.Lock()
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        with self._lock:
+            chunks = self.llama.create_chat_completion(messages, stream=True, max_tokens=max_tokens,
+                                                       temperature=0.0)
+            try:
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            finally:
+                chunks.close()  # Stop: no more tokens are computed
+
+
+class OpenAICompatibleBackend:
+    """Any server speaking the OpenAI chat-completions protocol (Ollama, vLLM, llama.cpp, OpenAI)."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 120.0) -> None:
+        if not base_url:
+            raise AssistantError("Moteur openai : indiquez l'adresse du serveur dans ASSISTANT_LLM_BASE_URL.")
+        self.base_url, self.model, self.api_key, self.timeout = base_url.rstrip("/"), model, api_key, timeout
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int) -> Iterator[str]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        payload = {"model": self.model, "messages": messages, "stream": True, "temperature": 0.0,
+                   "max_tokens": max_tokens}
+        try:
+            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=payload, headers=headers,
+                              timeout=self.timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise AssistantError(f"Le serveur {self.base_url} a répondu {response.status_code} : "
+                                         f"{response.text[:200]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    choices = json.loads(data).get("choices") or [{}]
+                    piece = (choices[0].get("delta") or {}).get("content")
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as exc:
+            raise AssistantError(f"Serveur de langage injoignable ({self.base_url}) : {exc}.") from exc
+
+
+class GenerativeAnswerer:
+    """Evidence from the extractive engine, words from a language model, checks by the program."""
+
+    def __init__(self, extractive: ExtractiveAnswerer, backend: ChatBackend, verifier: Verifier,
+                 max_tokens: int = 120) -> None:
+        self.extractive, self.backend, self.verifier, self.max_tokens = extractive, backend, verifier, max_tokens
+        self.name = backend.name
+
+    def condense(self, question: str, history: list[dict[str, str]]) -> str | None:
+        """A standalone version of a follow-up question, written by the model (None if unusable)."""
+        text = "".join(self.backend.stream(condense_messages(question, history), max_tokens=60)).strip()
+        text = text.strip('"«» ').splitlines()[0].strip() if text else ""
+        return text if 3 <= len(text) <= 4 * len(question) + 200 else None
+
+    def answer(self, question: str, query: str, passages: list[Passage]) -> Answer:
+        result = None
+        for piece in self.stream(question, query, passages):
+            result = piece
+        assert isinstance(result, Answer)
+        return result
+
+    def stream(self, question: str, query: str, passages: list[Passage]) -> Iterator[str | Answer]:
+        started = time.perf_counter()
+        evidence = self.extractive.gather(question, query, passages)
+        units = self.extractive.select(evidence)
+        if not units:  # retrieval below the abstention checks: no generation at all
+            yield self.extractive.abstain(evidence, passages, started, engine=self.name)
+            return
+        units = reading_order(units)
+        language = evidence.profile.language
+        excerpts = [unit_text(u) for u in units]
+        messages = build_messages(question, excerpts, language)
+        output, first_token = [], None
+        for piece in self.backend.stream(messages, self.max_tokens):
+            if first_token is None:
+                first_token = time.perf_counter()
+            output.append(piece)
+            yield piece
+        generated = time.perf_counter()
+        vectors = np.stack([self._unit_vector(u) for u in units])
+        verdict = self.verifier.verify("".join(output), excerpts, vectors, language)
+        timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
+                   "generation_ms": round((generated - started) * 1000, 1)}
+        if not verdict.ok:
+            answer = self.extractive.compose(evidence, passages, extractive_pieces(units), started,
+                                             engine=self.name,
+                                             notices=(FALLBACK_NOTICE.format(reason=verdict.reason),))
+        else:
+            pieces = [(s.text, [units[n - 1] for n in s.sources]) for s in verdict.statements]
+            if language != "fr":  # the corpus is French: show the original words the answer rests on
+                cited = list(dict.fromkeys(units[n - 1] for s in verdict.statements for n in s.sources))
+                pieces += [("Texte source : « " + " ".join(unit_text(u).split()) + " »", [u]) for u in cited]
+            answer = self.extractive.compose(evidence, passages, pieces, started, engine=self.name)
+        yield Answer(**{**answer.__dict__, "timings": {**answer.timings, **timings}})
+
+    def _unit_vector(self, unit: Unit) -> np.ndarray:
+        index = self.extractive.index
+        vectors = [index.sentence_vectors[index.sentence_position[s.id]] for s in unit.sentences]
+        mean = np.mean(vectors, axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)

@@ -1,0 +1,143 @@
+"""Grounded generation: the prompt given to a language model, and the checks on what it wrote.
+
+The model is never trusted. After generation the program verifies that every ``[n]`` refers to a
+given excerpt, that every sentence is supported by what it cites (a measured support score and
+the numbers it states), that nothing factual is left uncited, that the answer is in the question's
+language and is not an echo of the prompt. What fails is not shown: the engine falls back to the
+extractive answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import sentence_spans
+from .embeddings import Embedder
+from .text import content_stems, guess_language
+
+SYSTEM_PROMPT = (
+    "Tu es l'assistant du programme Mali d'Interpeace. Tu réponds uniquement à partir des extraits "
+    "numérotés fournis, en une à trois phrases courtes. Termine chaque phrase par le numéro de l'extrait "
+    "qui la justifie entre crochets, par exemple [1]. N'ajoute aucune information absente des extraits."
+)
+LANGUAGE_NAMES = {"fr": "français", "en": "anglais"}
+CONDENSE_PROMPT = (
+    "Réécris la dernière question de l'utilisateur pour qu'elle se comprenne sans la conversation : "
+    "remplace les pronoms par ce qu'ils désignent. Réponds seulement par la question réécrite."
+)
+
+_MARKER_VARIANTS = re.compile(
+    r"\[\s*(?:source|extrait|excerpt|passage|document|doc)?\s*(\d+(?:\s*[,;/]\s*\d+)*)\s*\]"
+    r"|【\s*(\d+)\s*】|\((?:source|extrait)\s*(\d+)\)", re.IGNORECASE)
+_MARKER = re.compile(r"\[(\d+)\]")
+_ECHO_LINE = re.compile(r"^\s*(extraits?|sources?|excerpts?|question)\s*(\d+\s*)?:", re.IGNORECASE)
+_ANSWER_LABEL = re.compile(r"^\s*(réponse|answer)\s*:\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"\d[\d\s\u00a0\u202f.,]*\d|\d")
+
+
+def build_messages(question: str, excerpts: list[str], language: str) -> list[dict[str, str]]:
+    """Fixed system prompt first (llama.cpp reuses its cached prefix), then evidence and question."""
+    numbered = "\n".join(f"[{i}] {' '.join(text.split())}" for i, text in enumerate(excerpts, start=1))
+    instruction = f"Réponds en {LANGUAGE_NAMES.get(language, language)}."
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": f"Extraits :\n{numbered}\n\nQuestion : {question}\n{instruction}"}]
+
+
+def condense_messages(question: str, history: list[dict[str, str]]) -> list[dict[str, str]]:
+    turns = "\n".join(f"{'Utilisateur' if t['role'] == 'user' else 'Assistant'} : {_MARKER.sub('', t['content'])}"
+                      for t in history[-4:])
+    return [{"role": "system", "content": CONDENSE_PROMPT},
+            {"role": "user", "content": f"Conversation :\n{turns}\n\nDernière question : {question}"}]
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str  # one answer sentence, markers removed
+    sources: tuple[int, ...]  # 1-based excerpt numbers that support it
+    support: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    statements: tuple[Statement, ...] = ()
+    reason: str = ""
+    repairs: tuple[str, ...] = field(default_factory=tuple)  # what the program fixed
+
+
+def _digits(text: str) -> set[str]:
+    """Numbers as digit strings ("5 000" and "5000" alike)."""
+    return {re.sub(r"\D", "", m.group()) for m in _NUMBER.finditer(text)} - {""}
+
+
+class Verifier:
+    """Checks a generated answer against the excerpts it was given."""
+
+    def __init__(self, embedder: Embedder, min_support: float = 0.84, min_overlap: float = 0.5) -> None:
+        self.embedder, self.min_support, self.min_overlap = embedder, min_support, min_overlap
+
+    def _clean(self, output: str, excerpts: list[str]) -> tuple[str, list[str]]:
+        repairs = []
+        text = _MARKER_VARIANTS.sub(lambda m: "".join(f"[{n}]" for n in re.findall(r"\d+", m.group())), output)
+        if text != output:
+            repairs.append("markers normalised")
+        kept = []
+        echoes = {" ".join(e.split()) for e in excerpts}
+        for line in text.splitlines():
+            line = _ANSWER_LABEL.sub("", line)
+            bare = _MARKER.sub("", line).strip(" -•*")
+            if _ECHO_LINE.match(line) or " ".join(bare.split()) in echoes and _MARKER.match(line.strip()):
+                repairs.append("prompt echo removed")
+                continue
+            kept.append(line)
+        return " ".join(" ".join(kept).split()), repairs
+
+    def verify(self, output: str, excerpts: list[str], excerpt_vectors: np.ndarray, language: str) -> Verdict:
+        text, repairs = self._clean(output, excerpts)
+        if not _MARKER.sub("", text).strip():
+            return Verdict(False, reason="empty output")
+        spans = sentence_spans(text)
+        pieces: list[tuple[str, list[int]]] = []
+        for start, end in spans:
+            sentence = text[start:end]
+            markers = [int(n) for n in _MARKER.findall(sentence)]
+            bare = " ".join(_MARKER.sub("", sentence).split())
+            if not re.search(r"\w", bare):  # markers alone: they belong to the previous sentence
+                if pieces:
+                    pieces[-1][1].extend(markers)
+                continue
+            pieces.append((bare, markers))
+        if not pieces:
+            return Verdict(False, reason="empty output")
+        answer_language = guess_language(" ".join(p for p, _ in pieces))
+        if answer_language != language:
+            return Verdict(False, reason=f"answer in '{answer_language}', question in '{language}'")
+        vectors = self.embedder.embed_passages([p for p, _ in pieces])
+        support = vectors @ excerpt_vectors.T  # sentence x excerpt cosine
+        statements = []
+        for row, (sentence, markers) in enumerate(pieces):
+            valid = [m for m in dict.fromkeys(markers) if 1 <= m <= len(excerpts)]
+            if len(valid) != len(markers):
+                repairs.append(f"marker out of range dropped ({markers})")
+            supported = [m for m in valid if self._supports(sentence, excerpts[m - 1], support[row, m - 1], language)]
+            if not supported:  # uncited or wrongly cited: attach to the excerpt that supports it, if any
+                best = int(np.argmax(support[row])) + 1
+                if not self._supports(sentence, excerpts[best - 1], support[row, best - 1], language):
+                    return Verdict(False, reason=f"unsupported sentence: {sentence!r}", repairs=tuple(repairs))
+                supported = [best]
+                repairs.append(f"marker attached by support ({best})")
+            statements.append(Statement(sentence, tuple(supported), float(max(support[row, m - 1] for m in supported))))
+        return Verdict(True, tuple(statements), repairs=tuple(repairs))
+
+    def _supports(self, sentence: str, excerpt: str, cosine: float, language: str) -> bool:
+        if not _digits(sentence) <= _digits(excerpt):
+            return False  # a number the excerpt does not state
+        if cosine >= self.min_support:
+            return True
+        if language != "fr":
+            return False  # words cannot be compared across languages: the cosine has to do
+        words = set(content_stems(sentence))
+        return bool(words) and len(words & set(content_stems(excerpt))) / len(words) >= self.min_overlap
