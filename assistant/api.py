@@ -66,7 +66,8 @@ class Assistant:
             from .grounding import Verifier
 
             answerer = GenerativeAnswerer(answerer, _backend(settings, backends),
-                                          Verifier(embedder, min_support=settings.llm_min_support),
+                                          Verifier(embedder, min_support=settings.llm_min_support,
+                                                   min_support_cross_lingual=settings.llm_min_support_cross_lingual),
                                           max_tokens=settings.llm_max_tokens)
             rewriter = FollowUpRewriter(condense=answerer.condense)
         return cls(settings, embedder, index, retriever, answerer, rewriter, backends)
@@ -105,7 +106,7 @@ class Assistant:
             if isinstance(piece, Answer):
                 timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
                            **piece.timings, "total_ms": _ms(started, time.perf_counter())}
-                yield Answer(**{**piece.__dict__, "timings": timings, "notices": tuple(notices)})
+                yield Answer(**{**piece.__dict__, "timings": timings, "notices": (*notices, *piece.notices)})
             else:
                 yield piece
 

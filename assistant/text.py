@@ -74,9 +74,20 @@ _FRENCH_MARKERS = frozenset(
 )
 
 
+@lru_cache(maxsize=1)
+def _exclusive_words() -> dict[str, frozenset[str]]:
+    french, english = stopwords("french"), stopwords("english")
+    return {"fr": (french - english) | _FRENCH_MARKERS - _ENGLISH_MARKERS,
+            "en": (english - french) | _ENGLISH_MARKERS - _FRENCH_MARKERS}
+
+
+def language_evidence(text: str) -> dict[str, int]:
+    """How many words of ``text`` belong only to French, only to English (function words)."""
+    tokens = words(text)
+    return {language: sum(t in vocabulary for t in tokens) for language, vocabulary in _exclusive_words().items()}
+
+
 def guess_language(text: str) -> str:
     """'en' or 'fr' (the corpus language wins ties): enough to pick the abstention sentence."""
-    tokens = words(text)
-    english = sum(t in _ENGLISH_MARKERS for t in tokens)
-    french = sum(t in _FRENCH_MARKERS for t in tokens)
-    return "en" if english > french else "fr"
+    evidence = language_evidence(text)
+    return "en" if evidence["en"] > evidence["fr"] else "fr"

@@ -75,3 +75,9 @@ def test_prompt_is_short_french_and_numbered():
     assert messages[1]["content"].endswith("Réponds en anglais.")
     # the system prompt does not depend on the question: llama.cpp reuses its cached prefix
     assert build_messages("Autre ?", EXCERPTS[:1], "fr")[0] == messages[0]
+
+
+def test_dates_in_english_are_numbers_of_the_excerpt(verify):
+    verdict = verify("Operation Barkhane left Mali on August 15, 2022 [1].", language="en")
+    assert verdict.ok, verdict.reason
+    assert not verify("Operation Barkhane left Mali on August 16, 2022 [1].", language="en").ok
