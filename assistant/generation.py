@@ -137,7 +137,7 @@ class GenerativeAnswerer:
             yield piece
         generated = time.perf_counter()
         vectors = np.stack([self._unit_vector(u) for u in units])
-        verdict = self.verifier.verify("".join(output), excerpts, vectors, language)
+        verdict = self.verifier.verify("".join(output), excerpts, vectors, language, question=question)
         timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
                    "generation_ms": round((generated - started) * 1000, 1)}
         if not verdict.ok:

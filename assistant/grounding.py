@@ -98,10 +98,13 @@ class Verifier:
             kept.append(line)
         return " ".join(" ".join(kept).split()), repairs
 
-    def verify(self, output: str, excerpts: list[str], excerpt_vectors: np.ndarray, language: str) -> Verdict:
+    def verify(self, output: str, excerpts: list[str], excerpt_vectors: np.ndarray, language: str,
+               question: str = "") -> Verdict:
         text, repairs = self._clean(output, excerpts)
         if not _MARKER.sub("", text).strip():
             return Verdict(False, reason="empty output")
+        if question and set(content_stems(_MARKER.sub("", text))) <= set(content_stems(question)):
+            return Verdict(False, reason="the question repeated, nothing from the excerpts")
         spans = sentence_spans(text)
         pieces: list[tuple[str, list[int]]] = []
         for start, end in spans:

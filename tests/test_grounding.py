@@ -81,3 +81,11 @@ def test_dates_in_english_are_numbers_of_the_excerpt(verify):
     verdict = verify("Operation Barkhane left Mali on August 15, 2022 [1].", language="en")
     assert verdict.ok, verdict.reason
     assert not verify("Operation Barkhane left Mali on August 16, 2022 [1].", language="en").ok
+
+
+def test_an_echo_of_the_question_fails(embedder):
+    verifier = Verifier(embedder)
+    question = "Pourquoi Interpeace et l’IMRAP ont-ils lancé un dialogue national ?"
+    verdict = verifier.verify("Pourquoi Interpeace et l'IMRAP ont-ils lancé un dialogue national ? [1]",
+                              EXCERPTS, embedder.embed_passages(EXCERPTS), "fr", question=question)
+    assert not verdict.ok and "question" in verdict.reason
