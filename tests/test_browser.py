@@ -167,8 +167,10 @@ def test_starter_follow_up_and_new_conversation(page: Page, store: FeedbackStore
     assert "MINUSMA" in row["query"]
 
     p.locator("#new-conversation").click()
-    p.locator("#chat").get_by_text(MINUSMA).wait_for()  # empty again: the starters are back
+    # Empty again: the answers are gone (the starter text alone would also match the old message).
+    p.locator(ANSWERED).first.wait_for(state="detached", timeout=15_000)
     assert p.locator(ANSWERED).count() == 0
+    p.locator("#chat").get_by_text(MINUSMA).wait_for()  # and the starters are back
     page.ask(FOLLOW_UP)
     p.locator(LIKE).last.click()
     deadline = time.monotonic() + 15
