@@ -106,6 +106,8 @@ class Evidence:
     candidates: tuple[Unit, ...]
     best_similarity: float = 0.0  # the best sentence's cosine with the query
     shared_words: int = 0  # question words (stems) that occur in the corpus
+    # Anchors the corpus's sentences know: the only ones worth looking for next to a fact.
+    known_anchors: frozenset[str] = frozenset()
 
 
 class ExtractiveAnswerer:
@@ -152,13 +154,14 @@ class ExtractiveAnswerer:
             return round((dense + self.lexical_weight * lexical + self.heading_weight * heading
                           + self.passage_weight * passage.dense_score) / norm, 6)
 
-        units = []
+        units, best_similarity = [], 0.0
         for passage in passages:
             chunk = self.index.chunk_by_id[passage.chunk_id]
             heading = float(self.index.heading_vectors[self.index.chunk_position[chunk.id]] @ vector)
             for sentence in chunk.sentences:
                 position = self.index.sentence_position[sentence.id]
                 dense = float(self.index.sentence_vectors[position] @ vector)
+                best_similarity = max(best_similarity, dense)
                 lexical = self._coverage(query_stems, self._stems[position])
                 units.append(Unit((sentence,), combine(dense, lexical, heading, passage), passage))
             if profile.wants_list:  # a plural question may be answered by a whole enumeration
@@ -171,10 +174,9 @@ class ExtractiveAnswerer:
                     units.append(Unit(items, combine(dense, self._coverage(query_stems, stems), heading, passage),
                                       passage))
         units.sort(key=lambda unit: -unit.score)
-        best_similarity = max((float(self.index.sentence_vectors[self.index.sentence_position[u.sentences[0].id]]
-                                     @ vector) for u in units if not u.is_list), default=0.0)
         shared = sum(1 for t in query_stems if not is_framing(t) and _positions([t], self._vocabulary))
-        return Evidence(question, query, profile, anchors, tuple(units), best_similarity, shared)
+        known = frozenset(a for a in anchors if _positions([a], self._idf.keys()))
+        return Evidence(question, query, profile, anchors, tuple(units), best_similarity, shared, known)
 
     # -- checks ---------------------------------------------------------------------------
     def _holds_fact(self, evidence: Evidence, unit: Unit) -> bool:
@@ -189,9 +191,8 @@ class ExtractiveAnswerer:
             return False
         tokens = token_spans(sentence.text)
         stems_by_token = [next(iter(content_stems(word)), None) for word, _, _ in tokens]
-        # Only words the corpus knows can be looked for; the others are paraphrases, another
-        # language, or the very thing that is missing.
-        known = frozenset(a for a in evidence.anchors if _positions([a], self._idf.keys()))
+        # Words the corpus does not know are paraphrases, another language, or what is missing.
+        known = evidence.known_anchors
         anchor_at = _positions(stems_by_token, known)
         counted = next(iter(content_stems(evidence.profile.counted_noun or "")), None)
         if kind == "quantity" and counted in self._idf and counted not in stems_by_token:
