@@ -110,7 +110,7 @@ class Verifier:
         for start, end in spans:
             sentence = text[start:end]
             markers = [int(n) for n in _MARKER.findall(sentence)]
-            bare = " ".join(_MARKER.sub("", sentence).split())
+            bare = re.sub(r"\s+([.,])", r"\1", " ".join(_MARKER.sub("", sentence).split()))  # "Algérie [1]."
             if not re.search(r"\w", bare):  # markers alone: they belong to the previous sentence
                 if pieces:
                     pieces[-1][1].extend(markers)

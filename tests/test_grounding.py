@@ -25,6 +25,11 @@ def test_a_supported_cited_answer_passes(verify):
     assert verdict.ok and verdict.statements[0].sources == (1,)
 
 
+def test_a_marker_before_the_full_stop_leaves_no_gap(verify):
+    verdict = verify("La médiation internationale est présidée par l'Algérie [2].")
+    assert verdict.ok and verdict.statements[0].text.endswith("l'Algérie.")
+
+
 def test_marker_variants_are_repaired(verify):
     verdict = verify("La médiation internationale est présidée par l'Algérie [Source 2].")
     assert verdict.ok and verdict.statements[0].sources == (2,) and "markers normalised" in verdict.repairs
