@@ -330,8 +330,10 @@ def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
 def _positions(stems: list[str | None], wanted: set[str] | frozenset[str]) -> list[int]:
     """Where the wanted stems occur; one stem may extend the other (existé / existence)."""
     def matches(stem: str | None) -> bool:
-        return stem is not None and any(
-            stem == w or (min(len(stem), len(w)) >= 4 and (stem.startswith(w) or w.startswith(stem)))
+        if stem is None:
+            return False
+        return stem in wanted or any(
+            min(len(stem), len(w)) >= 4 and (stem.startswith(w) or w.startswith(stem))
             for w in wanted)
     return [i for i, stem in enumerate(stems) if matches(stem)]
 

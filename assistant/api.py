@@ -40,8 +40,7 @@ class Assistant:
         if engine is not None:
             overrides["engine"] = engine
         settings = (settings or load_settings()).with_overrides(**overrides)
-        if settings.engine not in ENGINES:
-            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
+        _check_engine(settings)  # before loading anything
         embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt,
                             settings.passage_prompt)
         index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
@@ -50,8 +49,7 @@ class Assistant:
     @classmethod
     def _compose(cls, settings: Settings, embedder: Embedder, index: Index,
                  backends: dict[tuple, Any] | None = None) -> "Assistant":
-        if settings.engine not in ENGINES:
-            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
+        _check_engine(settings)
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
@@ -127,6 +125,11 @@ class Assistant:
             notices.append(notice)
             question = question[:limit]
         return question, notices
+
+
+def _check_engine(settings: Settings) -> None:
+    if settings.engine not in ENGINES:
+            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
 
 
 def _ms(start: float, end: float) -> float:

@@ -89,8 +89,8 @@ class FollowUpRewriter:
             return question
         if self.condense is not None:
             condensed = self.condense(question, history)
-            context = set(content_stems(" ".join(t["content"] for t in history)))
-            if condensed and set(content_stems(condensed)) & (context - set(content_stems(question))):
+            conversation = set(content_stems(" ".join(t["content"] for t in history)))
+            if condensed and set(content_stems(condensed)) & (conversation - set(content_stems(question))):
                 return condensed
         users = [turn["content"] for turn in history if turn["role"] == "user"]
         context: list[str] = []
