@@ -64,8 +64,7 @@ class Assistant:
             from .grounding import Verifier
 
             answerer = GenerativeAnswerer(answerer, _backend(settings, backends),
-                                          Verifier(embedder, min_support=settings.llm_min_support,
-                                                   min_support_cross_lingual=settings.llm_min_support_cross_lingual),
+                                          Verifier(embedder, settings.llm_min_support_cross_lingual),
                                           max_tokens=settings.llm_max_tokens)
             rewriter = FollowUpRewriter(condense=answerer.condense)
         return cls(settings, embedder, index, retriever, answerer, rewriter, backends)

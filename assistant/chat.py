@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from .text import content_stems, fold_accents
+from .text import content_stems, fold_accents, stopwords, words
 
 ROLES = ("user", "assistant")
 _CONNECTOR = re.compile(r"^\s*(et|and|mais|but|puis|also|ou|or|alors|so|what about|how about)\b", re.IGNORECASE)
@@ -63,11 +63,19 @@ def _capitalised_names(text: str) -> list[str]:
     return names
 
 
+def _meaningful_words(text: str) -> set[str]:
+    """Accent-folded words as written, function words and pronouns left out."""
+    stop = stopwords("french") | stopwords("english") | _ANAPHORS
+    return {w for w in words(text) if len(w) > 1 and w not in stop}
+
+
 class FollowUpRewriter:
     """Completes elliptic follow-ups from the earlier turns; leaves standalone questions as they are.
 
     With ``condense`` (a language model that rewrites the question), its standalone question is used
-    when it keeps a word of the conversation; otherwise the rule-based completion below."""
+    when it keeps the user's own words as written and adds a word of the conversation; otherwise the
+    rule-based completion below. Words as written, not stems: a small model that turns « Qui l'a
+    présidée ? » into « Qui a présidé l'accord ? » has lost the agreement that said who was meant."""
 
     def __init__(self, condense: Callable[[str, list[dict[str, str]]], str | None] | None = None) -> None:
         self.condense = condense
@@ -90,7 +98,8 @@ class FollowUpRewriter:
         if self.condense is not None:
             condensed = self.condense(question, history)
             conversation = set(content_stems(" ".join(t["content"] for t in history)))
-            if condensed and set(content_stems(condensed)) & (conversation - set(content_stems(question))):
+            if condensed and set(content_stems(condensed)) & (conversation - set(content_stems(question))) \
+                    and _meaningful_words(question) <= _meaningful_words(condensed):
                 return condensed
         users = [turn["content"] for turn in history if turn["role"] == "user"]
         context: list[str] = []

@@ -69,8 +69,7 @@ class Settings:
     llm_threads: int = 0  # 0: all cores
     llm_context: int = 2048
     llm_max_tokens: int = 120
-    llm_min_support: float = 0.84  # cosine an answer sentence needs with what it cites (same language)
-    llm_min_support_cross_lingual: float = 0.80  # the same for an answer in another language
+    llm_min_support_cross_lingual: float = 0.80  # cosine an answer in another language than the corpus needs with what it cites
     llm_base_url: str = ""  # engine "openai": e.g. http://127.0.0.1:11434/v1
     llm_model: str = ""
     llm_api_key: str = ""

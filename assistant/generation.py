@@ -137,7 +137,9 @@ class GenerativeAnswerer:
             yield piece
         generated = time.perf_counter()
         vectors = np.stack([self._unit_vector(u) for u in units])
-        verdict = self.verifier.verify("".join(output), excerpts, vectors, language, question=question)
+        enumerations = [tuple(s.text for s in u.sentences if s.in_list) for u in units]
+        verdict = self.verifier.verify("".join(output), excerpts, vectors, language, question=question,
+                                       enumerations=enumerations)
         timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
                    "generation_ms": round((generated - started) * 1000, 1)}
         if not verdict.ok:

@@ -55,12 +55,14 @@ def words(text: str) -> list[str]:
 
 
 def content_stems(text: str, language: str = "french") -> list[str]:
-    """Stems of the words that carry meaning (stop words and one-letter tokens removed).
+    """Accent-folded stems of the words that carry meaning (stop words and one-letter tokens removed).
 
-    English stop words go too: questions may be English while the corpus is French."""
+    Stemmed before folding: the French stemmer reads accents (« présidée » and « présidé » share
+    « présid », their folded forms do not). English stop words go too: questions may be English
+    while the corpus is French."""
     stop = stopwords(language) | stopwords("english")
-    kept = [w for w in words(text) if len(w) > 1 and w not in stop]
-    return _stemmer(language).stemWords(kept)
+    kept = [w for w in _WORD.findall(text.casefold()) if len(w) > 1 and fold_accents(w) not in stop]
+    return [fold_accents(stem) for stem in _stemmer(language).stemWords(kept)]
 
 
 _ENGLISH_MARKERS = frozenset(

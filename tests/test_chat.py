@@ -37,3 +37,14 @@ def test_history_validation_names_the_entry():
         validate_history(["pas un message"])
     with pytest.raises(ValueError, match="liste"):
         validate_history("texte")
+
+
+def test_a_condensed_question_must_keep_the_users_words():
+    """A model's rewrite that changes the user's words is not trusted: the rules complete the question."""
+    history = [{"role": "user", "content": "Qu’est-ce qui appuie la mise en œuvre de l’accord d’Alger ?"},
+               {"role": "assistant", "content": "Les efforts d’appui de la médiation internationale [1]."}]
+    question = "Qui l’a présidée ?"
+    wrong_referent = FollowUpRewriter(condense=lambda q, h: "Qui a présidé l’accord d’Alger ?")
+    assert wrong_referent.rewrite(question, history).startswith("Qui l’a présidée ?")
+    faithful = FollowUpRewriter(condense=lambda q, h: "La médiation internationale, qui l’a présidée ?")
+    assert faithful.rewrite(question, history) == "La médiation internationale, qui l’a présidée ?"
