@@ -9,6 +9,7 @@ that fails is replaced by the extractive answer.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -19,10 +20,10 @@ import numpy as np
 
 from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, reading_order, unit_text
 from .errors import AssistantError
-from .grounding import Verifier, build_messages, condense_messages
+from .grounding import INSIST, Verifier, build_messages, condense_messages, refusal_notice
 from .retrieval import Passage
 
-FALLBACK_NOTICE = "La réponse générée n'a pas passé la vérification ({reason}) : voici les extraits des documents."
+log = logging.getLogger("assistant.generation")
 
 
 class ChatBackend(Protocol):
@@ -135,17 +136,24 @@ class GenerativeAnswerer:
                 first_token = time.perf_counter()
             output.append(piece)
             yield piece
-        generated = time.perf_counter()
         vectors = np.stack([self._unit_vector(u) for u in units])
         enumerations = [tuple(s.text for s in u.sentences if s.in_list) for u in units]
         verdict = self.verifier.verify("".join(output), excerpts, vectors, language, question=question,
                                        enumerations=enumerations)
+        if verdict.kind in ("language", "empty", "echo") and language in INSIST:
+            # The fallback would quote French to someone who asked in another language: one more try.
+            retry = "".join(self.backend.stream(build_messages(question, excerpts, language, insist=True),
+                                                self.max_tokens))
+            verdict = self.verifier.verify(retry, excerpts, vectors, language, question=question,
+                                           enumerations=enumerations)
+        generated = time.perf_counter()
         timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
                    "generation_ms": round((generated - started) * 1000, 1)}
         if not verdict.ok:
             answer = self.extractive.compose(evidence, passages, extractive_pieces(units), started,
                                              engine=self.name,
-                                             notices=(FALLBACK_NOTICE.format(reason=verdict.reason),))
+                                             notices=(refusal_notice(verdict.kind, language),))
+            log.info("generated answer refused: %s", verdict.reason)
         else:
             pieces = [(s.text, [units[n - 1] for n in s.sources]) for s in verdict.statements]
             if language != "fr":  # the corpus is French: show the original words the answer rests on

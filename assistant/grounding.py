@@ -16,7 +16,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .text import content_stems, language_evidence
+from .text import content_stems, language_evidence, words
 
 SYSTEM_PROMPT = (
     "Tu es l'assistant du programme Mali d'Interpeace. Tu réponds uniquement à partir des extraits "
@@ -26,6 +26,9 @@ SYSTEM_PROMPT = (
 )
 CORPUS_LANGUAGE = "fr"
 LANGUAGE_NAMES = {"fr": "français", "en": "anglais"}
+# A second try when the model answered an English question in French (it copies the excerpts):
+# the instruction in the question's own language is followed more often.
+INSIST = {"en": "Answer in English, with the excerpt number in brackets."}
 CONDENSE_PROMPT = (
     "Réécris la dernière question de l'utilisateur pour qu'elle se comprenne sans la conversation : "
     "remplace les pronoms par ce qu'ils désignent. Réponds seulement par la question réécrite."
@@ -41,10 +44,12 @@ _ANSWER_LABEL = re.compile(r"^\s*(réponse|answer)\s*:\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f.,]\d{3})+(?!\d)|\d+")
 
 
-def build_messages(question: str, excerpts: list[str], language: str) -> list[dict[str, str]]:
+def build_messages(question: str, excerpts: list[str], language: str, insist: bool = False) -> list[dict[str, str]]:
     """Fixed system prompt first (llama.cpp reuses its cached prefix), then evidence and question."""
     numbered = "\n".join(f"[{i}] {' '.join(text.split())}" for i, text in enumerate(excerpts, start=1))
     instruction = f"Réponds en {LANGUAGE_NAMES.get(language, language)}."
+    if insist and language in INSIST:
+        instruction = INSIST[language]
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Extraits :\n{numbered}\n\nQuestion : {question}\n{instruction}"}]
 
@@ -63,12 +68,39 @@ class Statement:
     support: float
 
 
+# Why an output was refused, as the reader is told (in the question's language; French otherwise).
+# The detailed reason goes to the log.
+REFUSALS = {
+    "fr": {"empty": "le modèle n'a rien rédigé",
+           "echo": "le modèle a répété la question",
+           "language": "le modèle n'a pas répondu dans la langue de la question",
+           "unsupported": "elle contenait des mots ou des nombres absents des passages cités",
+           "list_item": "elle tronquait ou confondait les éléments d'une liste"},
+    "en": {"empty": "the model wrote nothing",
+           "echo": "the model repeated the question",
+           "language": "the model did not answer in English",
+           "unsupported": "it used words or numbers the cited passages do not contain",
+           "list_item": "it cut short or mixed up the items of a list"},
+}
+FALLBACK_NOTICES = {
+    "fr": "Réponse rédigée écartée à la vérification ({reason}) : voici les passages des documents.",
+    "en": "The drafted answer failed verification ({reason}): here are the passages of the documents, in French.",
+}
+
+
+def refusal_notice(kind: str, language: str) -> str:
+    """What the reader is told when the generated answer was replaced by the passages."""
+    language = language if language in FALLBACK_NOTICES else "fr"
+    return FALLBACK_NOTICES[language].format(reason=REFUSALS[language][kind])
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
     statements: tuple[Statement, ...] = ()
-    reason: str = ""
+    reason: str = ""  # in detail, for the log and the tests
     repairs: tuple[str, ...] = field(default_factory=tuple)  # what the program fixed
+    kind: str = ""  # why it was refused: a key of REFUSALS[language]
 
 
 def _digits(text: str) -> set[str]:
@@ -115,17 +147,16 @@ class Verifier:
         """``enumerations``: per excerpt, the list items it is made of (names of projects, ...), if any."""
         text, repairs = self._clean(output, excerpts)
         if not _MARKER.sub("", text).strip():
-            return Verdict(False, reason="empty output")
+            return Verdict(False, reason="empty output", kind="empty")
         asked = set(content_stems(question))
         if question and set(content_stems(_MARKER.sub("", text))) <= asked:
-            return Verdict(False, reason="the question repeated, nothing from the excerpts")
+            return Verdict(False, reason="the question repeated, nothing from the excerpts", kind="echo")
         pieces = _sentences_with_markers(text)
         if not pieces:
-            return Verdict(False, reason="empty output")
-        evidence = language_evidence(" ".join(p for p, _ in pieces))
-        other = max((lang for lang in evidence if lang != language), key=evidence.get, default=None)
-        if other and evidence[other] > evidence.get(language, 0):  # clearly another language
-            return Verdict(False, reason=f"answer in '{other}', question in '{language}'")
+            return Verdict(False, reason="empty output", kind="empty")
+        wrong = _wrong_language(" ".join(p for p, _ in pieces), excerpts, language)
+        if wrong:
+            return Verdict(False, reason=f"answer in '{wrong}', question in '{language}'", kind="language")
         vectors = self.embedder.embed_passages([p for p, _ in pieces])
         support = vectors @ excerpt_vectors.T  # sentence x excerpt cosine
         statements = []
@@ -140,14 +171,16 @@ class Verifier:
             if not cited:  # uncited or wrongly cited: attach to the excerpt that supports it, if any
                 best = int(np.argmax(support[row])) + 1
                 if not self._supports(sentence, [excerpts[best - 1]], support[row, best - 1], language):
-                    return Verdict(False, reason=f"unsupported sentence: {sentence!r}", repairs=tuple(repairs))
+                    return Verdict(False, reason=f"unsupported sentence: {sentence!r}", repairs=tuple(repairs),
+                                   kind="unsupported")
                 cited = [best]
                 repairs.append(f"marker attached by support ({best})")
             statements.append(Statement(sentence, tuple(cited), float(max(support[row, m - 1] for m in cited))))
         if language == CORPUS_LANGUAGE and enumerations:
             cut = _cut_item(" ".join(s.text for s in statements), asked, enumerations)
             if cut:
-                return Verdict(False, reason=f"list item cut short: {cut!r}", repairs=tuple(repairs))
+                return Verdict(False, reason=f"list item cut short or missing: {cut!r}", repairs=tuple(repairs),
+                               kind="list_item")
         return Verdict(True, tuple(statements), repairs=tuple(repairs))
 
     def _supports(self, sentence: str, cited: list[str], cosine: float, language: str) -> bool:
@@ -163,6 +196,39 @@ class Verifier:
         if not _counted(sentence) <= set().union(*(_counted(text) for text in cited)):
             return False  # a stated number counting something else ("5000 régions" for "5000 Maliens")
         return bool(set(content_stems(sentence)) & known) and set(content_stems(sentence)) <= known
+
+
+def _wrong_language(answer: str, excerpts: list[str], language: str) -> str | None:
+    """The language the answer is written in, when it is not the question's.
+
+    Names copied from the excerpts (« Institut Malien de Recherche-Action pour la Paix ») are
+    quotations, not the answer's language: they are left out of the count. An answer that is
+    nothing but a copy of the excerpts is in their language."""
+    own = language_evidence(_without_quotations(answer, excerpts))
+    other = max((lang for lang in own if lang != language), key=own.get, default=None)
+    if other and own[other] > own.get(language, 0):
+        return other
+    whole = language_evidence(answer)
+    if language != CORPUS_LANGUAGE and not own.get(language) and whole.get(CORPUS_LANGUAGE):
+        return CORPUS_LANGUAGE
+    return None
+
+
+def _without_quotations(answer: str, excerpts: list[str]) -> str:
+    """The answer without its runs of two words or more found word for word in an excerpt."""
+    tokens = words(answer)
+    sources = [f" {' '.join(words(e))} " for e in excerpts]
+    kept, i = [], 0
+    while i < len(tokens):
+        j = i + 1
+        while j < len(tokens) and any(f" {' '.join(tokens[i:j + 1])} " in src for src in sources):
+            j += 1
+        if j - i >= 2:
+            i = j  # a quotation: skipped
+        else:
+            kept.append(tokens[i])
+            i += 1
+    return " ".join(kept)
 
 
 def _sentences_with_markers(text: str) -> list[tuple[str, list[int]]]:

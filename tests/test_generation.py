@@ -128,3 +128,41 @@ def test_unreachable_openai_server_is_a_clear_error(assistant):
     remote = assistant.variant(engine="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="x")
     with pytest.raises(AssistantError, match="injoignable"):
         remote.ask("Que signifie le sigle MINUSMA ?")
+
+
+class ScriptedModel:
+    """Crafted model outputs at the model's edge, to test what the engine does with each."""
+
+    name = "llm"
+
+    def __init__(self, *outputs: str) -> None:
+        self.outputs, self.calls = list(outputs), []
+
+    def stream(self, messages, max_tokens):
+        self.calls.append(messages)
+        yield self.outputs.pop(0)
+
+
+def _engine(assistant, model):
+    from assistant.generation import GenerativeAnswerer
+    from assistant.grounding import Verifier
+
+    return GenerativeAnswerer(assistant.answerer, model, Verifier(assistant.embedder))
+
+
+def test_a_refused_answer_falls_back_to_the_passages_with_a_notice(assistant):
+    question = "Sur requête de qui le Conseil de sécurité a-t-il arrêté la MINUSMA ?"
+    model = ScriptedModel("Le Conseil de sécurité a arrêté la MINUSMA sur requête de l'ONU [1].")
+    answer = _engine(assistant, model).answer(question, question, assistant.search(question))
+    assert "gouvernement malien" in answer.text and "requête de l'ONU" not in answer.text
+    assert answer.notices and "vérification" in answer.notices[0] and answer.citations
+
+
+def test_an_english_question_answered_in_french_gets_a_second_try(assistant):
+    question = "What is the full name of IMRAP?"
+    model = ScriptedModel("En 2013, Interpeace et Institut Malien de Recherche-Action pour la Paix (IMRAP) ont mené "
+                          "un dialogue au niveau national [1].",
+                          "IMRAP is the Institut Malien de Recherche-Action pour la Paix [1].")
+    answer = _engine(assistant, model).answer(question, question, assistant.search(question))
+    assert len(model.calls) == 2 and "Answer in English" in model.calls[1][-1]["content"]
+    assert answer.text.startswith("IMRAP is the Institut") and not answer.notices

@@ -138,7 +138,7 @@ def verify_list(embedder):
 def test_a_list_item_cut_short_fails(verify_list):
     verdict = verify_list("Des actions proactives pour la paix pour empêcher les conflits [1].",
                           "Quelle initiative veut empêcher les conflits ?")
-    assert not verdict.ok and "cut short" in verdict.reason
+    assert not verdict.ok and verdict.kind == "list_item"
     assert verify_list(f"{ITEMS[0]} [1].", "Quelle initiative veut empêcher les conflits ?").ok
 
 
@@ -146,3 +146,29 @@ def test_the_item_the_question_points_to_must_be_named(verify_list):
     question = "Quels sont les objectifs de l’approche intégrée ?"
     assert not verify_list(f"{ITEMS[2]} [1].", question).ok
     assert verify_list(f"{ITEMS[1]} [1].", question).ok
+
+
+def test_every_refusal_has_a_french_explanation(verify, verify_list):
+    from assistant.grounding import REFUSALS, refusal_notice
+
+    refused = [verify(""), verify("Operation Barkhane left Mali for good on 15 August 2022 [1]."),
+               verify("Le budget annuel du programme s'élève à trois millions d'euros [1]."),
+               verify_list("Des actions proactives pour la paix pour empêcher les conflits [1].", "Quoi ?")]
+    kinds = [v.kind for v in refused]
+    assert kinds == ["empty", "language", "unsupported", "list_item"]
+    assert all(REFUSALS[language].keys() == REFUSALS["fr"].keys() for language in REFUSALS)
+    assert "mots ou des nombres absents" in refusal_notice("unsupported", "fr")
+    assert refusal_notice("language", "en").startswith("The drafted answer") and "English" in refusal_notice(
+        "language", "en")
+    assert refusal_notice("empty", "de") == refusal_notice("empty", "fr")  # no wording for that language yet
+
+
+def test_names_copied_from_the_excerpts_do_not_make_an_answer_french(embedder):
+    verifier = Verifier(embedder)
+    excerpts = ["En 2013, Interpeace et l’Institut Malien de Recherche-Action pour la Paix (IMRAP) ont mené "
+                "un dialogue national."]
+    vectors = embedder.embed_passages(excerpts)
+    assert verifier.verify("IMRAP is the Institut Malien de Recherche-Action pour la Paix [1].", excerpts, vectors,
+                           "en").ok
+    copied = verifier.verify(excerpts[0] + " [1]", excerpts, vectors, "en")
+    assert not copied.ok and copied.kind == "language"
