@@ -16,7 +16,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .text import content_stems, language_evidence, words
+from .text import content_stems, language_evidence, stopwords, words
 
 SYSTEM_PROMPT = (
     "Tu es l'assistant du programme Mali d'Interpeace. Tu réponds uniquement à partir des extraits "
@@ -209,9 +209,17 @@ def _wrong_language(answer: str, excerpts: list[str], language: str) -> str | No
     if other and own[other] > own.get(language, 0):
         return other
     whole = language_evidence(answer)
-    if language != CORPUS_LANGUAGE and not own.get(language) and whole.get(CORPUS_LANGUAGE):
+    if language != CORPUS_LANGUAGE and not own.get(language) and whole.get(CORPUS_LANGUAGE) \
+            and not _is_name(answer):
         return CORPUS_LANGUAGE
     return None
+
+
+def _is_name(text: str) -> bool:
+    """A short answer that is a name (« Autoportrait du Mali »): names are not translated."""
+    tokens = re.findall(r"\w+", text)
+    stop = stopwords("french") | stopwords("english")
+    return 0 < len(tokens) <= 8 and tokens[0][:1].isupper() and words(tokens[0])[0] not in stop
 
 
 def _without_quotations(answer: str, excerpts: list[str]) -> str:

@@ -172,3 +172,5 @@ def test_names_copied_from_the_excerpts_do_not_make_an_answer_french(embedder):
                            "en").ok
     copied = verifier.verify(excerpts[0] + " [1]", excerpts, vectors, "en")
     assert not copied.ok and copied.kind == "language"
+    assert verifier.verify("Institut Malien de Recherche-Action pour la Paix [1].", excerpts, vectors, "en").ok
+    assert verifier.verify("En 2013 [1].", excerpts, vectors, "en").kind == "language"  # French, not a name
