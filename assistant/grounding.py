@@ -1,10 +1,11 @@
 """Grounded generation: the prompt given to a language model, and the checks on what it wrote.
 
 The model is never trusted. After generation the program verifies that every ``[n]`` refers to a
-given excerpt, that every sentence is supported by what it cites (a measured support score and
-the numbers it states), that nothing factual is left uncited, that the answer is in the question's
-language and is not an echo of the prompt. What fails is not shown: the engine falls back to the
-extractive answer.
+given excerpt, that every sentence is supported by what it cites (in the corpus language, every
+meaningful word and every counted number comes from it; in another language, a measured support
+cosine and the numbers), that list items are named whole, that nothing factual is left uncited,
+that the answer is in the question's language and is not an echo of the prompt. What fails is not
+shown: the engine falls back to the extractive answer.
 """
 
 from __future__ import annotations
