@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from .text import content_stems, fold_accents, stopwords, words
+from .text import content_stems, fold_accents, function_words, words
 
 ROLES = ("user", "assistant")
 _CONNECTOR = re.compile(r"^\s*(et|and|mais|but|puis|also|ou|or|alors|so|what about|how about)\b", re.IGNORECASE)
@@ -65,7 +65,7 @@ def _capitalised_names(text: str) -> list[str]:
 
 def _meaningful_words(text: str) -> set[str]:
     """Accent-folded words as written, function words and pronouns left out."""
-    stop = stopwords("french") | stopwords("english") | _ANAPHORS
+    stop = function_words() | _ANAPHORS
     return {w for w in words(text) if len(w) > 1 and w not in stop}
 
 

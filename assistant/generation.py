@@ -20,7 +20,7 @@ import numpy as np
 
 from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, reading_order, unit_text
 from .errors import AssistantError
-from .grounding import INSIST, Verifier, build_messages, condense_messages, refusal_notice
+from .grounding import CORPUS_LANGUAGE, INSIST, Verifier, build_messages, condense_messages, refusal_notice
 from .retrieval import Passage
 
 log = logging.getLogger("assistant.generation")
@@ -156,7 +156,7 @@ class GenerativeAnswerer:
             log.info("generated answer refused: %s", verdict.reason)
         else:
             pieces = [(s.text, [units[n - 1] for n in s.sources]) for s in verdict.statements]
-            if language != "fr":  # the corpus is French: show the original words the answer rests on
+            if language != CORPUS_LANGUAGE:  # show the corpus's own words the answer rests on
                 cited = list(dict.fromkeys(units[n - 1] for s in verdict.statements for n in s.sources))
                 pieces += [("Texte source : « " + " ".join(unit_text(u).split()) + " »", [u]) for u in cited]
             answer = self.extractive.compose(evidence, passages, pieces, started, engine=self.name)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .text import content_stems, language_evidence, stopwords, words
+from .text import content_stems, function_words, language_evidence, words
 
 SYSTEM_PROMPT = (
     "Tu es l'assistant du programme Mali d'Interpeace. Tu réponds uniquement à partir des extraits "
@@ -193,10 +193,10 @@ class Verifier:
         # that borrows the question's wording ("sur requête de ...") fills its frame with a wrong
         # entity while staying close in meaning; measured on the dev set, such borrowed words marked
         # most of its wrong answers, and a cosine threshold could not tell them from right ones.
-        known = set().union(*(content_stems(text) for text in cited))
         if not _counted(sentence) <= set().union(*(_counted(text) for text in cited)):
             return False  # a stated number counting something else ("5000 régions" for "5000 Maliens")
-        return bool(set(content_stems(sentence)) & known) and set(content_stems(sentence)) <= known
+        said, known = set(content_stems(sentence)), set().union(*(content_stems(text) for text in cited))
+        return bool(said) and said <= known
 
 
 def _wrong_language(answer: str, excerpts: list[str], language: str) -> str | None:
@@ -219,8 +219,7 @@ def _wrong_language(answer: str, excerpts: list[str], language: str) -> str | No
 def _is_name(text: str) -> bool:
     """A short answer that is a name (« Autoportrait du Mali »): names are not translated."""
     tokens = re.findall(r"\w+", text)
-    stop = stopwords("french") | stopwords("english")
-    return 0 < len(tokens) <= 8 and tokens[0][:1].isupper() and words(tokens[0])[0] not in stop
+    return 0 < len(tokens) <= 8 and tokens[0][:1].isupper() and words(tokens[0])[0] not in function_words()
 
 
 def _without_quotations(answer: str, excerpts: list[str]) -> str:

@@ -49,6 +49,12 @@ _EXTRA_STOPWORDS = {
 }
 
 
+@lru_cache(maxsize=4)
+def function_words(language: str = "french") -> frozenset[str]:
+    """The language's stop words and English ones (questions may be English, the corpus French)."""
+    return stopwords(language) | stopwords("english")
+
+
 def words(text: str) -> list[str]:
     """Lower-cased, accent-folded word tokens (elisions split: l'accord -> l, accord)."""
     return _WORD.findall(fold_accents(text.casefold()))
@@ -58,9 +64,8 @@ def content_stems(text: str, language: str = "french") -> list[str]:
     """Accent-folded stems of the words that carry meaning (stop words and one-letter tokens removed).
 
     Stemmed before folding: the French stemmer reads accents (« présidée » and « présidé » share
-    « présid », their folded forms do not). English stop words go too: questions may be English
-    while the corpus is French."""
-    stop = stopwords(language) | stopwords("english")
+    « présid », their folded forms do not)."""
+    stop = function_words(language)
     kept = [w for w in _WORD.findall(text.casefold()) if len(w) > 1 and fold_accents(w) not in stop]
     return [fold_accents(stem) for stem in _stemmer(language).stemWords(kept)]
 
