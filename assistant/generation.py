@@ -8,6 +8,7 @@ that fails is replaced by the extractive answer.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -137,15 +138,14 @@ class GenerativeAnswerer:
             output.append(piece)
             yield piece
         vectors = np.stack([self._unit_vector(u) for u in units])
-        enumerations = [tuple(s.text for s in u.sentences if s.in_list) for u in units]
-        verdict = self.verifier.verify("".join(output), excerpts, vectors, language, question=question,
-                                       enumerations=enumerations)
+        check = functools.partial(self.verifier.verify, excerpts=excerpts, excerpt_vectors=vectors,
+                                  language=language, question=question,
+                                  enumerations=[tuple(s.text for s in u.sentences if s.in_list) for u in units])
+        verdict = check("".join(output))
         if verdict.kind in ("language", "empty", "echo") and language in INSIST:
             # The fallback would quote French to someone who asked in another language: one more try.
-            retry = "".join(self.backend.stream(build_messages(question, excerpts, language, insist=True),
-                                                self.max_tokens))
-            verdict = self.verifier.verify(retry, excerpts, vectors, language, question=question,
-                                           enumerations=enumerations)
+            verdict = check("".join(self.backend.stream(build_messages(question, excerpts, language, insist=True),
+                                                        self.max_tokens)))
         generated = time.perf_counter()
         timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
                    "generation_ms": round((generated - started) * 1000, 1)}
