@@ -72,6 +72,17 @@ class Answer:
     timings: dict = field(default_factory=dict)  # milliseconds per stage
     retrieved: tuple[Passage, ...] = ()
     notices: tuple[str, ...] = ()  # e.g. "question truncated"
+    spans: tuple[tuple[int, int], ...] = ()  # the answer itself inside ``text`` (a date, a name...)
+    confidence: float | None = None  # calibrated probability that the corpus answers (calibrated scorer)
+
+    @property
+    def markdown(self) -> str:
+        """``text`` with the answer spans in bold (``**240**``)."""
+        out, cursor = [], 0
+        for start, end in self.spans:
+            out += [self.text[cursor:start], "**", self.text[start:end], "**"]
+            cursor = end
+        return "".join(out) + self.text[cursor:]
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +90,7 @@ class Answer:
             "abstained": self.abstained, "query": self.query, "question": self.question,
             "language": self.language, "engine": self.engine, "timings": dict(self.timings),
             "retrieved": [p.to_dict() for p in self.retrieved], "notices": list(self.notices),
+            "spans": [list(s) for s in self.spans], "markdown": self.markdown, "confidence": self.confidence,
         }
 
 

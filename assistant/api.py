@@ -19,6 +19,7 @@ from .retrieval import Passage, Retriever
 
 log = logging.getLogger("assistant")
 ENGINES = ("extractive", "llm", "openai")
+ANSWER_SCORERS = ("rules", "calibrated")
 
 
 class Assistant:
@@ -53,10 +54,18 @@ class Assistant:
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
-        answerer: Any = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
-                                           max_sentences=settings.max_answer_sentences,
-                                           unmatched_min_similarity=settings.unmatched_min_similarity,
-                                           cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
+        if settings.answer_scorer == "calibrated":
+            from .calibrated import CalibratedAnswerer
+            from .calibration import Calibration
+            from .evidence import EvidenceScorer
+
+            scorer = EvidenceScorer(index, embedder, Calibration.load(settings.calibration or None))
+            answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)
+        else:
+            answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
+                                          max_sentences=settings.max_answer_sentences,
+                                          unmatched_min_similarity=settings.unmatched_min_similarity,
+                                          cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
         rewriter = FollowUpRewriter()
         backends = {} if backends is None else backends
         if settings.engine != "extractive":
@@ -97,13 +106,17 @@ class Assistant:
         turns = validate_history(history)
         query = self.rewriter.rewrite(question, turns)
         rewritten = time.perf_counter()
-        passages = self.retriever.retrieve(query, k or self.settings.top_k)
+        k = k or self.settings.top_k
+        # The calibrated scorer reads the whole candidate pool and reranks it; the answer keeps k passages.
+        pool = max(k, self.settings.candidate_pool) if self.settings.answer_scorer == "calibrated" else k
+        passages = self.retriever.retrieve(query, pool)
         retrieved = time.perf_counter()
         for piece in self.answerer.stream(question, query, passages):
             if isinstance(piece, Answer):
                 timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
                            **piece.timings, "total_ms": _ms(started, time.perf_counter())}
-                yield Answer(**{**piece.__dict__, "timings": timings, "notices": (*notices, *piece.notices)})
+                yield Answer(**{**piece.__dict__, "timings": timings, "notices": (*notices, *piece.notices),
+                                "retrieved": piece.retrieved[:k]})
             else:
                 yield piece
 
@@ -128,7 +141,10 @@ class Assistant:
 
 def _check_engine(settings: Settings) -> None:
     if settings.engine not in ENGINES:
-            raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
+        raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
+    if settings.answer_scorer not in ANSWER_SCORERS:
+        raise ValueError(f"answer_scorer inconnu « {settings.answer_scorer} » : choisissez parmi "
+                         f"{', '.join(ANSWER_SCORERS)}.")
 
 
 def _ms(start: float, end: float) -> float:

@@ -190,6 +190,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the answer scorer and its abstention threshold on eval datasets, each over its corpus."""
+    import hashlib
+
+    from tqdm import tqdm
+
+    from evals.dataset import DatasetError, load_dataset
+
+    from .calibration import DEFAULT_CALIBRATION, collect_samples, fit_calibration
+    from .chat import FollowUpRewriter
+    from .config import PROJECT_ROOT
+    from .embeddings import Embedder, sha256_file
+    from .evidence import EvidenceScorer
+    from .index import ensure_index
+    from .retrieval import Retriever
+
+    settings = _settings(args)
+    embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt)
+    samples, datasets = [], []
+    for spec in args.dataset:
+        path_text, _, corpus_text = spec.partition("::")
+        path = Path(path_text)
+        beside = path.parent / "corpus"
+        corpus = Path(corpus_text) if corpus_text else (beside if beside.is_dir() else Path(settings.corpus_dir))
+        same = corpus.resolve() == Path(settings.corpus_dir).resolve()
+        index_dir = Path(settings.index_dir) if same else \
+            Path(settings.data_dir) / "indexes" / hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:12]
+        local = settings.with_overrides(corpus_dir=corpus, index_dir=index_dir)
+        try:
+            items, _ = load_dataset(path)
+        except DatasetError as exc:
+            print(f"Erreur : jeu de données invalide : {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        index = ensure_index(local, embedder, show_progress=True)
+        retriever = Retriever(index, embedder, mode=local.retrieval_mode, fusion=local.fusion, rrf_k=local.rrf_k,
+                              dense_weight=local.dense_weight, candidate_pool=local.candidate_pool)
+        name = os.path.relpath(path.resolve(), PROJECT_ROOT)
+        samples += collect_samples(name, items, retriever, FollowUpRewriter(), EvidenceScorer(index, embedder, None),
+                                   local.candidate_pool,
+                                   lambda it: tqdm(it, desc=path.name, total=len(items), unit="question", file=sys.stderr))
+        datasets.append({"name": name, "sha256": sha256_file(path), "items": len(items),
+                         "answerable": sum(1 for i in items if i.answerable),
+                         "corpus": os.path.relpath(corpus.resolve(), PROJECT_ROOT),
+                         "documents": index.manifest["documents"]})
+    calibration = fit_calibration(samples, args.target_false_abstention, metadata={
+        "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
+        "weighting": "a dataset weighs as the square root of its number of questions"})
+    out = calibration.save(args.out or DEFAULT_CALIBRATION)
+    print(f"Calibration écrite dans {out} : seuil d'abstention {calibration.threshold:.3f} "
+          f"(fausses abstentions visées <= {args.target_false_abstention:g}, toutes questions confondues).")
+    print("Hors échantillon (validation croisée par document) :")
+    for name, numbers in calibration.metadata["out_of_fold_at_threshold"].items():
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in numbers.items()))
+    return 0
+
+
 # -- parsing -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Questions-réponses citées sur le programme Mali.")
@@ -234,6 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(evaluate)
     add_eval_arguments(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="ajuster le classement des réponses et le seuil d'abstention sur des jeux de questions",
+        description="Ajuste le modèle qui choisit la phrase-réponse et décide de l'abstention, sur des jeux au "
+                    "format d'évaluation, chacun sur son corpus ; écrit un fichier JSON (défaut : la calibration "
+                    "livrée, assistant/calibration/default.json). Déterministe.")
+    calibrate.add_argument("--dataset", action="append", required=True, metavar="FILE[::CORPUS]",
+                           help="jeu JSONL ; son corpus est CORPUS, sinon le dossier corpus/ à côté du fichier, "
+                                "sinon le corpus configuré (répétable)")
+    calibrate.add_argument("--target-false-abstention", type=float, default=0.06, metavar="X",
+                           help="fausses abstentions tolérées sur chaque jeu, hors échantillon (défaut : 0.06)")
+    calibrate.add_argument("--out", help="fichier de calibration à écrire")
+    common(calibrate)
+    calibrate.set_defaults(func=cmd_calibrate)
 
     feedback = commands.add_parser("feedback", help="avis des utilisateurs (👍/👎) recueillis par l'interface web")
     feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)

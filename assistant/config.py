@@ -56,6 +56,10 @@ class Settings:
     candidate_pool: int = 20
     # Answering.
     engine: str = "extractive"
+    # "rules": the hand-set checks below; "calibrated": the answer scorer fitted on data by
+    # `assistant calibrate` (file `calibration`, empty: assistant/calibration/default.json).
+    answer_scorer: str = "rules"
+    calibration: str = ""
     max_answer_sentences: int = 3
     # Abstention (calibrated on the dev set, see README "Abstention"): the best sentence's combined
     # score must reach abstain_threshold; a question sharing no word with the corpus must reach

@@ -60,14 +60,22 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold_accents(text.casefold()))
 
 
-def content_stems(text: str, language: str = "french") -> list[str]:
-    """Accent-folded stems of the words that carry meaning (stop words and one-letter tokens removed).
+def token_stems(text: str, language: str = "french") -> list[str | None]:
+    """One entry per word token (``\\w+``) of ``text``: its accent-folded stem, or None for stop
+    words and one-letter tokens. Positions line up with ``re.finditer(r"\\w+", text)``.
 
     Stemmed before folding: the French stemmer reads accents (« présidée » and « présidé » share
     « présid », their folded forms do not)."""
     stop = function_words(language)
-    kept = [w for w in _WORD.findall(text.casefold()) if len(w) > 1 and fold_accents(w) not in stop]
-    return [fold_accents(stem) for stem in _stemmer(language).stemWords(kept)]
+    tokens = _WORD.findall(text.casefold())
+    keep = [len(w) > 1 and fold_accents(w) not in stop for w in tokens]
+    stems = iter(_stemmer(language).stemWords([w for w, k in zip(tokens, keep) if k]))
+    return [fold_accents(next(stems)) if k else None for k in keep]
+
+
+def content_stems(text: str, language: str = "french") -> list[str]:
+    """Accent-folded stems of the words that carry meaning (stop words and one-letter tokens removed)."""
+    return [stem for stem in token_stems(text, language) if stem]
 
 
 _ENGLISH_MARKERS = frozenset(

@@ -37,10 +37,12 @@ virgules, appliqués dans l'ordre ; la première configuration est celle dont re
 metrics/config/items et que les seuils contrôlent.
   extractive            notre défaut : moteur extractif, réglages chargés (recherche hybride)
   hybrid | dense | bm25 mode de recherche (hybrid : fusion RRF de dense et BM25)
+  rules | calibrated    choix de la phrase et abstention : règles écrites à la main (défaut) ou
+                        modèle ajusté sur données par `assistant calibrate`
   baseline              llama-index naïf : VectorStoreIndex, SentenceSplitter par défaut, même
                         modèle d'embeddings, dense top-2, réponse = 1er passage, jamais d'abstention
   mode=M k=N engine=E abstain_threshold=X fusion=rrf|weighted rrf_k=N dense_weight=X
-  candidate_pool=N max_answer_sentences=N name=ÉTIQUETTE
+  candidate_pool=N max_answer_sentences=N calibration=FICHIER name=ÉTIQUETTE
   (baseline accepte k=N, chunk_size=N, chunk_overlap=N, name=ÉTIQUETTE)
 Exemples :
   assistant eval --dataset evals/datasets/dev.jsonl --min-accuracy 0.88

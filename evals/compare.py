@@ -4,10 +4,11 @@ A CONFIG is a comma-separated list of named presets and ``key=value`` pairs, app
 
     extractive            our default: the extractive engine on the loaded settings (hybrid retrieval)
     hybrid | dense | bm25 the retrieval mode (dense: FAISS cosine; bm25: French BM25; hybrid: RRF of both)
+    rules | calibrated    the answer scorer: hand-set rules (default) or the model fitted by `assistant calibrate`
     baseline              the plain llama-index pipeline (VectorStoreIndex, default SentenceSplitter,
                           same embedding model, dense top-2, answer = top passage, never abstains)
     mode=M  k=N  engine=E  abstain_threshold=X  fusion=rrf|weighted  rrf_k=N  dense_weight=X
-    candidate_pool=N  max_answer_sentences=N  name=LABEL
+    candidate_pool=N  max_answer_sentences=N  calibration=FILE  name=LABEL
     (baseline accepts k=N, chunk_size=N, chunk_overlap=N and name=LABEL)
 
 Examples: ``extractive``, ``dense``, ``mode=dense,k=3``, ``bm25,abstain_threshold=0.45,name=bm25-strict``,
@@ -33,10 +34,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dense": {"retrieval_mode": "dense"},
     "bm25": {"retrieval_mode": "bm25"},
     "baseline": {},
+    "calibrated": {"answer_scorer": "calibrated"},
+    "rules": {"answer_scorer": "rules"},
 }
 ALIASES = {"mode": "retrieval_mode", "k": "top_k", "threshold": "abstain_threshold"}
 QUERY_SETTINGS = ("engine", "retrieval_mode", "top_k", "fusion", "rrf_k", "dense_weight", "candidate_pool",
-                  "abstain_threshold", "max_answer_sentences")
+                  "abstain_threshold", "max_answer_sentences", "calibration", "answer_scorer")
 BASELINE_SETTINGS = ("top_k", "chunk_size", "chunk_overlap")
 INT_SETTINGS = {"top_k", "rrf_k", "candidate_pool", "max_answer_sentences", "chunk_size", "chunk_overlap"}
 
@@ -121,9 +124,20 @@ def assistant_config(assistant: Any) -> dict[str, Any]:
     manifest = getattr(getattr(assistant, "index", None), "manifest", None) or {}
     return {"engine": s.engine, "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "fusion": s.fusion,
             "abstain_threshold": s.abstain_threshold, "max_answer_sentences": s.max_answer_sentences,
+            "candidate_pool": s.candidate_pool, "answer_scorer": s.answer_scorer,
+            "calibration": _calibration(assistant),
             "embedding_model": s.embedding_model, "chunk_target_tokens": s.chunk_target_tokens,
             "corpus_dir": str(s.corpus_dir), "index_dir": str(s.index_dir),
             "index_built_at": manifest.get("built_at"), "index_chunks": manifest.get("chunks")}
+
+
+def _calibration(assistant: Any) -> dict[str, Any] | None:
+    """The calibrated scorer's file, fingerprint, threshold and the datasets it was fitted on."""
+    scorer = getattr(getattr(assistant, "answerer", None), "scorer", None)
+    if scorer is None:  # a generated-answer engine wraps the extractive one
+        scorer = getattr(getattr(getattr(assistant, "answerer", None), "extractive", None), "scorer", None)
+    calibration = getattr(scorer, "calibration", None)
+    return calibration.describe() if calibration is not None else None
 
 
 def build_runner(assistant: Any, config: RunConfig) -> tuple[Any, dict[str, Any]]:

@@ -1,0 +1,130 @@
+"""What a question asks for, and which facts a sentence holds: the language-level analysis the
+calibrated answer scorer (``evidence.py``) reads its type features from.
+
+A question's wh-phrase tells which kind of fact an answer holds ("Quand ..." a date, "Combien ..."
+a number, "Qui ..." a name, "Où ..." a place, "Pourquoi ..." a cause). These are general French
+and English word lists, not rules: the scorer learns from data how much a missing fact of the
+expected kind counts against a sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import fold_accents, guess_language
+
+ANSWER_TYPES = ("date", "quantity", "person", "place", "reason")
+
+# Patterns run on the lower-cased, accent-folded question with ASCII apostrophes. "où" is looked
+# for before folding (folded, it is "ou": or).
+_WHERE = re.compile(r"(^|[\s,'])(où|d'où|where)\b")
+_TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
+    ("date", r"\b(quand|depuis quand|jusqu'a quand|a partir de quand|a quelle (date|epoque|periode|heure)|"
+             r"(en|dans|de|a|pour|vers) quel(le)?s? (annee|siecle|mois|jour|decennie|periode|epoque)|"
+             r"quel(le)?s? (est|etait|fut|sont|etaient) (la|l') ?(date|annee|epoque)|quel(le)? (date|annee|jour)|"
+             r"when|what (year|date|day|month|century|time)|which (year|date|day|month|century)|since when)\b"),
+    ("quantity", r"\b(combien|quel nombre|nombre de|quel(le)?s? (est|etait|sont|fut)? ?(le|la|l')? ?"
+                 r"(age|pourcentage|montant|prix|cout|taille|superficie|hauteur|longueur|largeur|distance|"
+                 r"population|proportion|somme|duree|vitesse|altitude|profondeur|surface|temperature|poids|"
+                 r"masse|volume|capacite|effectif|nombre|part|taux|score|salaire|budget)|"
+                 r"how (many|much|long|old|far|big|tall|large)|what (percentage|proportion|amount|number))\b"),
+    ("person", r"(^|[\s,'])(qui|par qui|de qui|a qui|pour qui|avec qui|who|whom|whose)\b"),
+    ("place", r"\b((dans|de|en|a|vers|sur) quel(le)?s? (pays|ville|region|lieu|endroit|continent|departement|"
+              r"province|commune|quartier|ile|etat|territoire)|quel(le)?s? (pays|ville|region|lieu|endroit|continent)|"
+              r"which (country|city|town|region|place)|what (country|city|town|region|place))\b"),
+    ("reason", r"\b(pourquoi|pour quelle raison|pour quelles raisons|why|for what reason)\b"),
+))
+# Interrogative words frame a question; they name nothing an answer sentence would repeat.
+QUESTION_WORDS = frozenset(
+    "quel quelle quels quelles qui que quoi quand comment pourquoi combien ou lequel laquelle lesquels "
+    "lesquelles est-ce what who whom whose when where which why how".split())
+_PLURAL = re.compile(r"\b(quels|quelles|lesquels|lesquelles|what are|which are|list|liste[rz]?|enumere[rz]?|"
+                     r"citez|nommez)\b")
+
+_MONTHS = ("janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
+           "january february march april may june july august september october november december").split()
+_NUMBER_WORDS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt "
+                 "trente quarante cinquante soixante cent cents mille million millions milliard milliards "
+                 "dizaine dizaines centaine centaines douzaine moitie tiers quart "
+                 "two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
+                 "thousand million billion half").split()
+_DATE = re.compile(r"\b(\d{1,2}(er)? )?(" + "|".join(_MONTHS) + r")( \d{3,4})?\b|\b(1\d{3}|20\d{2})\b|\b[ivxlc]+e siecles?\b|\bsiecles?\b|"
+                   r"\b\d{1,4} (av|avant|apres|apr)\b|\b(en|vers|des|depuis|jusqu'en|in|since) \d{2,4}\b")
+_NUMBER = re.compile(r"\b\d+(?:[.,  ]\d+)*\b|\b(" + "|".join(_NUMBER_WORDS) + r")\b")
+_CAUSE = re.compile(r"\b(car|parce qu|parce que|puisque|en raison d|a cause d|grace a|afin d|afin que|pour que|"
+                    r"du fait d|etant donne|c'est pourquoi|because|due to|owing to|so that|in order to)\b")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class QuestionProfile:
+    language: str  # "fr" | "en"
+    answer_type: str | None  # one of ANSWER_TYPES, or None (what / how questions: any fact)
+    wants_list: bool  # a plural question: an enumeration may be answered whole
+
+
+def plain(text: str) -> str:
+    """Lower-cased, accent-folded, ASCII apostrophes: what the patterns read."""
+    return fold_accents(text.casefold()).replace("’", "'").replace("‘", "'")
+
+
+def profile_question(question: str) -> QuestionProfile:
+    folded = plain(question)
+    answer_type = None
+    found = [(m.start(), name) for name, pattern in _TYPE_PATTERNS for m in [pattern.search(folded)] if m]
+    where = _WHERE.search(question.casefold().replace("’", "'"))
+    if where:
+        found.append((where.start(), "place"))
+    if found:  # the earliest wh-phrase frames the question ("Qui ... en quelle année" asks who)
+        answer_type = min(found)[1]
+    return QuestionProfile(language=guess_language(question), answer_type=answer_type,
+                           wants_list=bool(_PLURAL.search(folded)))
+
+
+Fact = tuple[str, tuple[str, ...], int]  # kind ("date", "number", "name", "cause"), its words, word index
+
+
+def sentence_facts(sentence: str) -> tuple[Fact, ...]:
+    """Dates, numbers, proper names and causal phrases stated in ``sentence`` (computed once per
+    sentence at load time; ``new_facts`` keeps those a given question lacks)."""
+    folded = plain(sentence)
+    tokens = list(_WORD.finditer(sentence))
+    starts = [m.start() for m in tokens]
+
+    def word_index(position: int) -> int:
+        return max(0, next((i for i, s in enumerate(starts) if s > position), len(starts)) - 1)
+
+    facts: list[Fact] = []
+    for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("cause", _CAUSE)):
+        facts += [(kind, tuple(_WORD.findall(m.group())), word_index(m.start())) for m in pattern.finditer(folded)]
+    facts += [("name", (plain(m.group()),), i) for i, m in enumerate(tokens)
+              if i > 0 and m.group()[:1].isupper() and len(m.group()) > 1]
+    return tuple(facts)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The facts of a sentence that a question does not already contain."""
+
+    counts: dict[str, int]
+    positions: tuple[int, ...]  # word indexes of the new dates, numbers and names
+
+    def count(self, answer_type: str | None) -> int:
+        kind = {"date": "date", "quantity": "number", "person": "name", "place": "name",
+                "reason": "cause"}.get(answer_type or "")
+        return self.counts.get(kind, 0) if kind else 0
+
+
+def new_facts(facts: tuple[Fact, ...], question_words: frozenset[str]) -> Facts:
+    fresh = [(kind, index) for kind, words, index in facts
+             if kind == "cause" or any(w not in question_words for w in words)]
+    counts: dict[str, int] = {}
+    for kind, _ in fresh:
+        counts[kind] = counts.get(kind, 0) + 1
+    return Facts(counts, tuple(sorted({index for kind, index in fresh if kind != "cause"})))
+
+
+def question_words(text: str) -> frozenset[str]:
+    """The question's words as ``new_facts`` compares them (folded, lower case)."""
+    return frozenset(_WORD.findall(plain(text)))

@@ -1,0 +1,102 @@
+"""The calibrated extractive engine: the answer scorer of ``evidence.py`` picks what to quote.
+
+Same answers' shape as the rule-based engine (``answering.py``), whose composition it reuses:
+the best candidate (a sentence, or an enumeration for a plural question), or an abstention when
+the calibrated probability that the corpus answers is below the fitted threshold. The retrieved
+passages come back reranked (the one holding the quoted sentence first), and the fact the question
+asks for is marked inside the quoted sentence (``Answer.spans``, ``Answer.markdown``).
+Chosen with the setting ``answer_scorer = "calibrated"``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .answer_types import plain, question_words, sentence_facts
+from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, _ms
+from .embeddings import Embedder
+from .evidence import Evidence, EvidenceScorer
+from .index import Index
+from .retrieval import Passage
+
+_PARTICLES = frozenset("de d du des la le von van der di da del y".split())
+
+
+class CalibratedAnswerer(ExtractiveAnswerer):
+    """Quotes the best-scored candidate, or abstains."""
+
+    name = "extractive"
+
+    def __init__(self, index: Index, embedder: Embedder, scorer: EvidenceScorer, max_sentences: int = 1) -> None:
+        # The rule-based engine's scoring state is not needed: only its composition is reused.
+        self.index, self.embedder, self.scorer, self.max_sentences = index, embedder, scorer, max_sentences
+
+    def gather(self, question: str, query: str, passages: list[Passage]) -> Evidence:  # type: ignore[override]
+        return self.scorer.gather(question, query, passages)
+
+    def select(self, evidence: Evidence) -> list[Unit]:  # type: ignore[override]
+        """The best candidate when the question is judged answerable; with ``max_sentences`` > 1,
+        the next best sentences of the same passage, in order, while they are as likely as the
+        answerability threshold."""
+        if not evidence.answerable:
+            return []
+        best = evidence.candidates[0]
+        units, used = [best], {s.id for s in best.sentences}
+        for unit in evidence.candidates[1:]:
+            if len(units) >= self.max_sentences:
+                break
+            if not unit.is_list and unit.passage.chunk_id == best.passage.chunk_id and unit.sentences[0].id not in used:
+                units.append(unit)
+                used.add(unit.sentences[0].id)
+        return units
+
+    def answer(self, question: str, query: str, passages: list[Passage]) -> Answer:
+        started = time.perf_counter()
+        evidence = self.gather(question, query, passages)
+        ranked = list(evidence.passages)
+        units = self.select(evidence)
+        if not units:
+            answer = self.abstain(evidence, ranked, started)  # type: ignore[arg-type]
+            return Answer(**{**answer.__dict__, "confidence": evidence.confidence})
+        answer = self.compose(evidence, ranked, extractive_pieces(units), started)  # type: ignore[arg-type]
+        spans = []
+        for unit in units:
+            sentence = unit.sentences[0].text
+            span = answer_span(sentence, evidence)
+            at = answer.text.find(sentence[span[0]:span[1]]) if span else -1
+            if span and at >= 0:
+                spans.append((at, at + span[1] - span[0]))
+        return Answer(**{**answer.__dict__, "spans": tuple(sorted(spans)), "confidence": evidence.confidence,
+                         "timings": {"answer_ms": _ms(started)}})
+
+
+def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
+    """Where, in a quoted sentence, the fact the question asks for stands: the new date, number or
+    name (one the question does not already hold) closest to the question's own words."""
+    kind = evidence.profile.answer_type
+    if kind is None or kind == "reason" or "\n" in text:
+        return None
+    asked = question_words(evidence.query)
+    tokens = list(re.finditer(r"\w+", text))
+    facts = [(k, words, at) for k, words, at in sentence_facts(text)
+             if k == {"date": "date", "quantity": "number"}.get(kind, "name")
+             and any(w not in asked for w in words)]
+    if not facts:
+        return None
+    anchors = [i for i, m in enumerate(tokens) if plain(m.group()) in asked and len(m.group()) > 2]
+    _, words, at = min(facts, key=lambda f: (min((abs(a - f[2]) for a in anchors), default=0), f[2]))
+    first, last = at, min(at + len(words) - 1, len(tokens) - 1)
+    if kind in ("person", "place"):  # a name runs over its capitalised words and particles
+        while last + 1 < len(tokens) and (tokens[last + 1].group()[:1].isupper() or (
+                plain(tokens[last + 1].group()) in _PARTICLES and last + 2 < len(tokens)
+                and tokens[last + 2].group()[:1].isupper())):
+            last += 1
+        while first - 1 > 0 and tokens[first - 1].group()[:1].isupper():
+            first -= 1
+    elif kind == "quantity" and last + 1 < len(tokens) and plain(tokens[last + 1].group()) not in asked:
+        last += 1  # the counted noun: « 240 députés », « cinq ans »
+    elif kind == "date":  # a day, month and year read as one date
+        while last + 1 < len(tokens) and any(k == "date" and a == last + 1 for k, _, a in sentence_facts(text)):
+            last += 1
+    return tokens[first].start(), tokens[last].end()

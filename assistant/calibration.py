@@ -1,0 +1,262 @@
+"""The answer scorer's fitted parameters, and how they are fitted.
+
+Two standardised logistic regressions, stored in one JSON file written by ``assistant calibrate``
+(default ``assistant/calibration/default.json``, shipped with the package):
+
+- ``candidate``: P(this sentence or enumeration holds the answer), from the evidence features;
+- ``answerable``: P(the corpus answers the question at all), from the best candidate's
+  probability and margin and the question-level features (words the corpus never uses, the best
+  cosines and coverages).
+
+The engine abstains when ``answerable`` is below ``threshold``, which the command chooses on
+out-of-fold predictions for a stated false-abstention target. Fitting is deterministic (L-BFGS,
+no random state) and takes seconds on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import AssistantError
+
+DEFAULT_CALIBRATION = Path(__file__).resolve().parent / "calibration" / "default.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A standardised logistic regression: P = sigmoid(((x - mean) / scale) . w + b)."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        z = (np.asarray(matrix, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coefficients) + self.intercept)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": list(self.mean), "scale": list(self.scale),
+                "coefficients": list(self.coefficients), "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Logistic":
+        model = cls(tuple(data["features"]), tuple(map(float, data["mean"])), tuple(map(float, data["scale"])),
+                    tuple(map(float, data["coefficients"])), float(data["intercept"]))
+        if len({len(model.features), len(model.mean), len(model.scale), len(model.coefficients)}) != 1:
+            raise ValueError("sizes differ")
+        return model
+
+    @classmethod
+    def fit(cls, matrix: np.ndarray, labels: np.ndarray, weights: np.ndarray, features: Sequence[str],
+            regularisation: float = 1.0) -> "Logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        matrix = np.asarray(matrix, dtype=np.float64)
+        mean = matrix.mean(axis=0)
+        scale = matrix.std(axis=0)
+        scale[scale == 0] = 1.0
+        model = LogisticRegression(C=regularisation, max_iter=5000, solver="lbfgs")
+        model.fit((matrix - mean) / scale, labels, sample_weight=weights)
+        return cls(tuple(features), _round(mean), _round(scale), _round(model.coef_[0]),
+                   round(float(model.intercept_[0]), 8))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    candidate: Logistic
+    answerable: Logistic
+    threshold: float  # below this P(answerable) the engine abstains
+    metadata: dict = field(default_factory=dict)  # datasets, target, curve, cross-validated numbers
+    path: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """What an eval's ``config`` records about the scorer in use."""
+        return {"path": self.path, "sha256": self.sha256[:16], "threshold": self.threshold,
+                "datasets": [d.get("name") for d in self.metadata.get("datasets", [])],
+                "target_false_abstention": self.metadata.get("target_false_abstention")}
+
+    def with_threshold(self, threshold: float) -> "Calibration":
+        return Calibration(self.candidate, self.answerable, float(threshold), self.metadata, self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "model": "logistic-regression", "threshold": self.threshold,
+                "candidate": self.candidate.to_dict(), "answerable": self.answerable.to_dict(),
+                "metadata": self.metadata}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        temporary.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Calibration":
+        path = Path(path) if path else DEFAULT_CALIBRATION
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            return cls(Logistic.from_dict(data["candidate"]), Logistic.from_dict(data["answerable"]),
+                       float(data["threshold"]), dict(data.get("metadata") or {}), str(path))
+        except FileNotFoundError as exc:
+            raise AssistantError(f"Calibration introuvable : {path}. Lancez `assistant calibrate`.") from exc
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise AssistantError(f"Calibration illisible {path} ({exc}) : relancez `assistant calibrate`.") from exc
+
+
+def _round(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(round(float(v), 8) for v in values)
+
+
+# -- fitting (``assistant calibrate``) ------------------------------------------------------------
+@dataclass
+class Sample:
+    """One calibration question: its candidates' features and which of them hold the answer."""
+
+    dataset: str
+    item_id: str
+    group: str  # questions of one document stay in one cross-validation fold
+    answerable: bool
+    matrix: np.ndarray
+    labels: np.ndarray
+
+
+def choose_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> float:
+    """The highest threshold whose false abstention, over all answerable calibration questions
+    (out of fold), stays within ``target``."""
+    answerable = np.array([confidence[i] for i, s in enumerate(samples) if s.answerable])
+    grid = [round(t, 3) for t in np.arange(0.0, 1.0, 0.005)]
+    return max((t for t in grid if np.mean(answerable < t) <= target), default=0.0)
+
+
+def curve(samples: list[Sample], confidence: np.ndarray, correct: np.ndarray) -> dict[str, list[dict]]:
+    """Per dataset, what each threshold gives (out-of-fold): abstention, false abstention, accuracy."""
+    out: dict[str, list[dict]] = {}
+    for name in dict.fromkeys(s.dataset for s in samples):
+        members = [i for i, s in enumerate(samples) if s.dataset == name]
+        answerable = [i for i in members if samples[i].answerable]
+        absent = [i for i in members if not samples[i].answerable]
+        rows = []
+        for t in [round(x, 2) for x in np.arange(0.05, 1.0, 0.05)]:
+            rows.append({"threshold": t,
+                         "abstention": _share([confidence[i] < t for i in absent]),
+                         "false_abstention": _share([confidence[i] < t for i in answerable]),
+                         "accuracy": _share([confidence[i] >= t and correct[i] for i in answerable])})
+        out[name] = rows
+    return out
+
+
+def _share(flags: list[bool]) -> float | None:
+    return round(float(np.mean(flags)), 4) if flags else None
+
+
+def _fold_probabilities(matrix: np.ndarray, labels: np.ndarray, weights: np.ndarray, test: np.ndarray,
+                        features: Sequence[str]) -> np.ndarray:
+    """A fold's predictions; a fold whose training part holds one class only (a one-document set)
+    predicts that class's share."""
+    if len(set(labels.tolist())) < 2:
+        return np.full(len(test), float(labels.mean()) if len(labels) else 0.0)
+    return Logistic.fit(matrix, labels, weights, features).probabilities(test)
+
+
+def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
+                    metadata: dict | None = None) -> Calibration:
+    """Both models, the threshold, and out-of-fold numbers, from the samples (deterministic)."""
+    from sklearn.model_selection import GroupKFold
+
+    from .evidence import ANSWERABLE_FEATURES, FEATURES, answerable_row
+
+    samples = [s for s in samples if len(s.labels)]
+    datasets = list(dict.fromkeys(s.dataset for s in samples))
+    # A dataset weighs as the square root of its size: a small hand-written set still counts
+    # (92 questions weigh as 460), without drowning a large one.
+    per_dataset = {name: sum(1 for s in samples if s.dataset == name) for name in datasets}
+    question_weight = np.array([per_dataset[s.dataset] ** -0.5 for s in samples])
+    question_weight *= len(samples) / question_weight.sum()
+    matrix = np.vstack([s.matrix for s in samples])
+    labels = np.concatenate([s.labels for s in samples]).astype(int)
+    owner = np.concatenate([[i] * len(s.labels) for i, s in enumerate(samples)])
+    weights = question_weight[owner]
+    groups = np.array([f"{s.dataset}/{s.group}" for s in samples])
+    splitter = GroupKFold(n_splits=min(folds, len(set(groups))))
+    fold_of = np.zeros(len(samples), dtype=int)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(samples)), groups=groups)):
+        fold_of[test] = k
+    # Out of fold: every question scored by models that never saw its document.
+    out_of_fold = np.zeros(len(labels))
+    for k in range(fold_of.max() + 1):
+        train, test = fold_of[owner] != k, fold_of[owner] == k
+        out_of_fold[test] = _fold_probabilities(matrix[train], labels[train], weights[train], matrix[test], FEATURES)
+    rows = np.vstack([answerable_row(matrix[owner == i], out_of_fold[owner == i]) for i in range(len(samples))])
+    answerable = np.array([s.answerable for s in samples], dtype=int)
+    correct = np.array([bool(s.labels[int(np.argmax(out_of_fold[owner == i]))]) for i, s in enumerate(samples)])
+    confidence = np.zeros(len(samples))
+    for k in range(fold_of.max() + 1):
+        train, test = fold_of != k, fold_of == k
+        confidence[test] = _fold_probabilities(rows[train], answerable[train], question_weight[train], rows[test],
+                                               ANSWERABLE_FEATURES)
+    threshold = choose_threshold(samples, confidence, target_false_abstention)
+    candidate = Logistic.fit(matrix, labels, weights, FEATURES)
+    # The answerability model learns from out-of-fold candidate scores, as it will meet them on new questions.
+    answer_model = Logistic.fit(rows, answerable, question_weight, ANSWERABLE_FEATURES)
+    measured = curve(samples, confidence, correct)
+    at_threshold = {}
+    for name in datasets:
+        members = [i for i, s in enumerate(samples) if s.dataset == name]
+        yes = [i for i in members if samples[i].answerable]
+        no = [i for i in members if not samples[i].answerable]
+        at_threshold[name] = {
+            "questions": len(members),
+            "best_candidate_correct": _share([correct[i] for i in yes]),
+            "accuracy": _share([confidence[i] >= threshold and correct[i] for i in yes]),
+            "abstention": _share([confidence[i] < threshold for i in no]),
+            "false_abstention": _share([confidence[i] < threshold for i in yes]),
+        }
+    info = dict(metadata or {})
+    info.update({"target_false_abstention": target_false_abstention, "folds": int(fold_of.max() + 1),
+                 "cross_validation": "grouped by document: no question is scored by a model that saw its document",
+                 "out_of_fold_at_threshold": at_threshold, "curve": measured,
+                 "candidates": int(len(labels)), "positives": int(labels.sum())})
+    return Calibration(candidate, answer_model, threshold, info)
+
+
+def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: Any, scorer: Any,
+                    pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[Sample]:
+    """Each item through the real pipeline (follow-up rewrite, retrieval, candidates), labelled: a
+    candidate holds the answer when its text satisfies every ``must_include`` group (the eval
+    format's matching rule)."""
+    from .text import normalize_for_match
+
+    chunks = [(c.document, normalize_for_match(c.text)) for c in scorer.index.chunks]
+    absent = [item for item in items if not item.answerable]
+    samples = []
+    for item in progress(items):
+        query = rewriter.rewrite(item.question, [dict(t) for t in item.history])
+        passages = retriever.retrieve(query, pool)
+        units, _, matrix, _ = scorer.features(item.question, query, passages)
+        groups = [[normalize_for_match(s, fold=True) for s in group] for group in item.must_include]
+        labels = np.array([item.answerable and bool(groups) and all(
+            any(s in normalize_for_match(" ".join(x.text for x in unit), fold=True) for s in group) for group in groups)
+            for unit in units], dtype=bool)
+        if item.answerable:
+            evidence = [normalize_for_match(e) for e in item.evidence]
+            group = next((document for document, text in chunks if any(e in text for e in evidence)), item.id)
+        else:  # questions about absent documents: consecutive items (one document each) share a fold
+            group = f"absent-{absent.index(item) * 10 // max(len(absent), 1)}"
+        samples.append(Sample(name, item.id, group, item.answerable, matrix, labels))
+    return samples

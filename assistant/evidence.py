@@ -1,0 +1,262 @@
+"""Evidence: which retrieved sentence answers the question, with a calibrated probability.
+
+Every sentence of the retrieved passages (and, for a plural question, every enumeration) is a
+candidate. Each is described by features of (question, candidate, passage): dense cosines and
+their margins over the other candidates, the share of the question's words (weighted by corpus
+IDF) found in the sentence, around it, in its passage and in its document's title, words the
+corpus never uses, facts of the kind the question asks for (a date for « quand », a name for
+« qui »...) that the question does not already hold, and the retrieval ranks. A model fitted on
+data (``assistant calibrate``, stored in ``assistant/calibration/``) turns them into the
+probability that the candidate holds the answer; a second model, from the best candidates and the question, gives the
+probability that the corpus answers at all. ``calibrated.py`` quotes the best candidate, or
+abstains when that probability is below the recorded threshold.
+
+Per question the work is proportional to the retrieved passages only: everything about the
+corpus (stems, IDF, facts of each sentence) is computed once at load time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .answering import Unit
+from .calibration import Calibration
+from .chunking import Sentence
+from .embeddings import Embedder
+from .errors import AssistantError
+from .index import Index
+from .answer_types import (ANSWER_TYPES, QUESTION_WORDS, QuestionProfile, new_facts, plain, profile_question,
+                        question_words, sentence_facts)
+from .retrieval import Passage
+from .text import token_stems
+
+FEATURES: tuple[str, ...] = (
+    # The question, whatever the candidate.
+    "q_english", "q_unknown", "q_unknown_name", "q_best_cosine", "q_best_passage_coverage",
+    "q_best_coverage", *(f"q_type_{t}" for t in ANSWER_TYPES), "q_wants_list",
+    # The candidate against the others.
+    "cosine", "cosine_gap", "cosine_rank", "passage_cosine", "passage_cosine_gap", "bm25", "passage_rank",
+    "coverage", "coverage_gap", "context_coverage", "passage_coverage", "title_coverage",
+    "exact_coverage", "bigrams", "neighbour_cosine", "cosine_rank_in_passage",
+    # What the candidate states.
+    "novelty", "length", "typed_fact", "typed_fact_near", "new_numbers", "new_names", "new_dates",
+    "is_list", "list_wanted", "position",
+)
+# The question as a whole: its best candidate (by the candidate model) and how far ahead it is.
+ANSWERABLE_FEATURES: tuple[str, ...] = (
+    "best_logit", "best_margin", "q_english", "q_unknown", "q_unknown_name", "q_best_cosine",
+    "q_best_passage_coverage", "q_best_coverage", "coverage", "exact_coverage", "bigrams", "title_coverage",
+    "passage_cosine", "typed_fact",
+)
+
+
+def answerable_row(matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """The answerability features of one question from its candidates' rows and probabilities."""
+    order = np.argsort(-probabilities, kind="stable")
+    best = probabilities[order[0]]
+    second = probabilities[order[1]] if len(order) > 1 else 0.0
+    clipped = min(max(best, 1e-6), 1 - 1e-6)
+    row = matrix[order[0]]
+    return np.array([math.log(clipped / (1 - clipped)), best - second,
+                     *(row[FEATURES.index(name)] for name in ANSWERABLE_FEATURES[2:])])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The scored candidates of the retrieved passages, best first, and the passages reranked."""
+
+    question: str
+    query: str
+    profile: QuestionProfile
+    candidates: tuple[Unit, ...]
+    passages: tuple[Passage, ...]  # the retrieved passages, the one holding the best candidate first
+    confidence: float  # calibrated probability that the corpus answers the question
+    threshold: float  # below it, the engines abstain
+
+    @property
+    def best(self) -> Unit | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def answerable(self) -> bool:
+        return self.best is not None and self.confidence >= self.threshold
+
+
+class EvidenceScorer:
+    """Scores candidates with the calibrated model; ``gather`` is the one public step."""
+
+    def __init__(self, index: Index, embedder: Embedder, calibration: Calibration | None) -> None:
+        """``calibration`` None: features only (what ``assistant calibrate`` fits on)."""
+        self.index, self.embedder, self.calibration = index, embedder, calibration
+        if calibration is not None and (calibration.candidate.features, calibration.answerable.features) \
+                != (FEATURES, ANSWERABLE_FEATURES):
+            raise AssistantError(f"La calibration {calibration.path} a été ajustée sur d'autres indices : "
+                                 "relancez `assistant calibrate`.")
+        self._tokens = [token_stems(s.text) for s in index.sentences]
+        self._stems = [frozenset(t for t in tokens if t) for tokens in self._tokens]
+        self._facts = [sentence_facts(s.text) for s in index.sentences]
+        self._words = [frozenset(_WORD.findall(plain(s.text))) for s in index.sentences]
+        frequency: dict[str, int] = {}
+        for stems in self._stems:
+            for stem in stems:
+                frequency[stem] = frequency.get(stem, 0) + 1
+        n = max(len(self._stems), 1)
+        self._idf = {t: math.log(1 + n / df) for t, df in frequency.items()}
+        self._unknown_idf = math.log(1 + n / 0.5)
+        self._heading_stems = {c.id: frozenset(t for t in token_stems(c.context_header) if t) for c in index.chunks}
+        self._title_stems = {c.document: frozenset(t for t in token_stems(c.title) if t) for c in index.chunks}
+        self._vocabulary = frozenset(frequency).union(*self._heading_stems.values())
+
+    def features(self, question: str, query: str, passages: Sequence[Passage]) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
+        """The candidates of ``passages`` and their feature matrix (rows in FEATURES order)."""
+        profile = profile_question(question)
+        query_tokens = [t for t, w in zip(token_stems(query), _WORD.findall(plain(query)))
+                        if t and w not in QUESTION_WORDS]
+        weights = {t: self._idf.get(t, self._unknown_idf) for t in query_tokens}
+        surface = {w: self._idf.get(t, self._unknown_idf)
+                   for w, t in zip(_WORD.findall(plain(query)), token_stems(query)) if t and w not in QUESTION_WORDS}
+        surface_total = sum(surface.values())
+        pairs = list(zip(query_tokens, query_tokens[1:]))
+        total = sum(weights.values())
+        unknown = [t for t in weights if t not in self._vocabulary]
+        words = question_words(query)
+        names = _capitalised(query)
+        unknown_name = any(t not in self._vocabulary for n in names for t in token_stems(n) if t)
+        vector = self.embedder.embed_query(query)
+        index = self.index
+
+        def coverage(stems: frozenset[str]) -> float:
+            return sum(w for t, w in weights.items() if t in stems) / total if total else 0.0
+
+        units: list[tuple[Sentence, ...]] = []
+        owners: list[int] = []
+        for rank, passage in enumerate(passages):
+            chunk = index.chunk_by_id[passage.chunk_id]
+            units += [(s,) for s in chunk.sentences]
+            owners += [rank] * len(chunk.sentences)
+            if profile.wants_list:  # a plural question may be answered by a whole enumeration
+                lists = _lists(chunk.sentences)
+                units += lists
+                owners += [rank] * len(lists)
+        if not units:
+            return [], list(passages), np.zeros((0, len(FEATURES)), np.float32), profile
+        positions = [[index.sentence_position[s.id] for s in unit] for unit in units]
+        sentence_cosines = index.sentence_vectors[[p for ps in positions for p in ps]] @ vector
+        cosines, cursor = [], 0
+        for ps in positions:
+            cosines.append(float(sentence_cosines[cursor:cursor + len(ps)].max()))
+            cursor += len(ps)
+        cosines_array = np.array(cosines)
+        passage_cosines = np.array([p.dense_score for p in passages])
+        bm25 = np.array([p.bm25_score for p in passages])
+        bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
+        passage_coverage = []
+        for passage in passages:
+            chunk = index.chunk_by_id[passage.chunk_id]
+            stems = frozenset().union(self._heading_stems[chunk.id],
+                                      *(self._stems[index.sentence_position[s.id]] for s in chunk.sentences))
+            passage_coverage.append(coverage(stems))
+        unit_coverage = [coverage(frozenset().union(*(self._stems[p] for p in ps))) for ps in positions]
+        best_cosine, best_coverage = float(cosines_array.max()), max(unit_coverage)
+        order = np.argsort(-cosines_array, kind="stable")
+        cosine_rank = np.empty(len(units))
+        cosine_rank[order] = np.arange(len(units))
+        query_stems = frozenset(weights)
+        q_row = [float(profile.language == "en"), sum(weights[t] for t in unknown) / total if total else 0.0,
+                 float(unknown_name), best_cosine, max(passage_coverage), best_coverage,
+                 *(float(profile.answer_type == t) for t in ANSWER_TYPES), float(profile.wants_list)]
+        rows = []
+        in_passage_rank = np.zeros(len(units))
+        for rank in set(owners):
+            members = [i for i, o in enumerate(owners) if o == rank]
+            ordered = sorted(members, key=lambda i: -cosines[i])
+            for r, i in enumerate(ordered):
+                in_passage_rank[i] = r
+        for i, (unit, ps) in enumerate(zip(units, positions)):
+            rank = owners[i]
+            passage = passages[rank]
+            chunk = index.chunk_by_id[passage.chunk_id]
+            first = unit[0]
+            at = chunk.sentences.index(first)
+            neighbours = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]]
+            stems = frozenset().union(*(self._stems[p] for p in ps))
+            facts = [new_facts(self._facts[p], words) for p in ps]
+            typed = sum(f.count(profile.answer_type) for f in facts)
+            anchors = [j for j, t in enumerate(self._tokens[ps[0]]) if t and t in query_stems]
+            near = 0.0
+            if typed and anchors and len(ps) == 1:
+                distance = min((abs(a - f) for a in anchors for f in facts[0].positions), default=None)
+                near = 1.0 / (1.0 + distance) if distance is not None else 0.0
+            words_here = self._words[ps[0]] if len(ps) == 1 else frozenset().union(*(self._words[p] for p in ps))
+            exact = sum(w for word, w in surface.items() if word in words_here) / surface_total if surface_total else 0.0
+            bigrams = _bigram_share(pairs, [t for p in ps for t in self._tokens[p]])
+            around = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]
+                      if s not in unit]
+            neighbour = float((index.sentence_vectors[around] @ vector).max()) if around else 0.0
+            counts = {kind: sum(f.counts.get(kind, 0) for f in facts) for kind in ("number", "name", "date")}
+            length = sum(len(s.text) for s in unit)
+            rows.append(q_row + [
+                cosines[i], best_cosine - cosines[i], math.log1p(cosine_rank[i]),
+                passage_cosines[rank], float(passage_cosines.max() - passage_cosines[rank]), bm25[rank],
+                math.log1p(rank),
+                unit_coverage[i], best_coverage - unit_coverage[i],
+                coverage(frozenset().union(*(self._stems[p] for p in neighbours))), passage_coverage[rank],
+                coverage(self._title_stems.get(chunk.document, frozenset())),
+                exact, bigrams, neighbour, math.log1p(in_passage_rank[i]),
+                len(stems - query_stems) / len(stems) if stems else 0.0, math.log1p(length),
+                float(typed > 0) if profile.answer_type else 0.0, near,
+                math.log1p(counts["number"]), math.log1p(counts["name"]), math.log1p(counts["date"]),
+                float(len(unit) > 1), float(len(unit) > 1 and profile.wants_list),
+                at / max(len(chunk.sentences) - 1, 1),
+            ])
+        return units, [passages[o] for o in owners], np.asarray(rows, dtype=np.float64), profile
+
+    def gather(self, question: str, query: str, passages: Sequence[Passage]) -> Evidence:
+        if self.calibration is None:
+            raise AssistantError("Aucune calibration chargée : lancez `assistant calibrate`.")
+        units, owners, matrix, profile = self.features(question, query, passages)
+        if not units:
+            return Evidence(question, query, profile, (), tuple(passages), 0.0, self.calibration.threshold)
+        scores = self.calibration.candidate.probabilities(matrix)
+        confidence = float(self.calibration.answerable.probabilities(answerable_row(matrix, scores)[None, :])[0])
+        order = sorted(range(len(units)), key=lambda i: (-scores[i], i))
+        candidates = tuple(Unit(units[i], round(float(scores[i]), 6), owners[i]) for i in order)
+        ranked = list(dict.fromkeys([c.passage.chunk_id for c in candidates] + [p.chunk_id for p in passages]))
+        by_id = {p.chunk_id: p for p in passages}
+        return Evidence(question, query, profile, candidates, tuple(by_id[c] for c in ranked),
+                        round(confidence, 6), self.calibration.threshold)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _bigram_share(pairs: list[tuple[str, str]], tokens: list[str | None], window: int = 3) -> float:
+    """Share of the question's consecutive word pairs that the sentence has in order, close together."""
+    if not pairs:
+        return 0.0
+    at: dict[str, list[int]] = {}
+    for i, t in enumerate(tokens):
+        if t:
+            at.setdefault(t, []).append(i)
+    found = sum(1 for a, b in pairs if any(0 < j - i <= window for i in at.get(a, ()) for j in at.get(b, ())))
+    return found / len(pairs)
+
+
+def _capitalised(text: str) -> list[str]:
+    """Capitalised words that do not start the text: names, acronyms."""
+    tokens = text.split()
+    return [t.strip(".,;:!?()«»\"'’") for t in tokens[1:] if t[:1].isupper()]
+
+
+def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
+    """The enumerations among a chunk's sentences (consecutive items of one paragraph)."""
+    groups: dict[int, list[Sentence]] = {}
+    for sentence in sentences:
+        if sentence.in_list:
+            groups.setdefault(sentence.paragraph, []).append(sentence)
+    return [tuple(items) for items in groups.values() if len(items) > 1]

@@ -1,0 +1,104 @@
+"""The calibrated answer scorer: a reproducible fit, abstention on what the corpus never names,
+lists kept whole, and the answer span marked inside the quoted sentence. Real model, real index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.answer_types import profile_question
+from assistant.calibration import Calibration
+from assistant.cli import main
+from assistant.evidence import ANSWERABLE_FEATURES, FEATURES
+
+from .conftest import CORPUS_DIR, DEV_SET
+
+
+@pytest.fixture(scope="module")
+def calibrated(assistant):
+    return assistant.variant(answer_scorer="calibrated")
+
+
+@pytest.mark.slow
+def test_calibration_is_reproducible(settings, tmp_path, capsys):
+    """Same data, same file: the fit is deterministic, and the file names its data and threshold."""
+    outputs = []
+    for name in ("first.json", "second.json"):
+        out = tmp_path / name
+        code = main(["calibrate", "--dataset", str(DEV_SET), "--corpus", str(CORPUS_DIR),
+                     "--index", str(settings.index_dir), "--out", str(out)])
+        assert code == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    loaded = Calibration.load(tmp_path / "first.json")
+    assert loaded.candidate.features == FEATURES and loaded.answerable.features == ANSWERABLE_FEATURES
+    assert 0.0 <= loaded.threshold < 1.0
+    assert [d["name"] for d in loaded.metadata["datasets"]] == ["evals/datasets/dev.jsonl"]
+    assert "seuil d'abstention" in capsys.readouterr().out
+
+
+def test_shipped_calibration_is_recorded_in_the_eval_config(calibrated):
+    from evals.compare import assistant_config
+
+    described = assistant_config(calibrated)["calibration"]
+    assert described["path"].endswith("default.json") and len(described["sha256"]) == 16
+    assert described["datasets"], "the file says which datasets it was fitted on"
+
+
+@pytest.mark.parametrize("question", [
+    "Qui a remporté le championnat de Zorglub Athletic en 1987 ?",
+    "Quel est le palmarès du club Olympique Lyonnais ?",
+])
+def test_question_about_an_entity_the_corpus_never_names_abstains(calibrated, question):
+    answer = calibrated.ask(question)
+    assert answer.abstained and not answer.citations
+    assert answer.confidence is not None and answer.confidence < calibrated.answerer.scorer.calibration.threshold
+
+
+def test_list_question_keeps_its_list(calibrated):
+    answer = calibrated.ask("Quels projets Interpeace a-t-il menés au Mali ?")
+    assert not answer.abstained
+    items = [line for line in answer.text.splitlines() if line.startswith("- ")]
+    assert len(items) >= 3, answer.text
+    assert len(answer.citations) == 1 and len(answer.citations[0].highlights) == len(items)
+
+
+def test_answer_span_is_marked_inside_the_sentence(calibrated):
+    answer = calibrated.ask("Quand l’opération Barkhane s’est-elle retirée du Mali ?")
+    assert not answer.abstained and len(answer.spans) == 1
+    start, end = answer.spans[0]
+    marked = answer.text[start:end]
+    assert "2022" in marked and len(marked) < 30
+    assert f"**{marked}**" in answer.markdown and answer.markdown.replace("**", "") == answer.text
+    assert answer.to_dict()["spans"] == [[start, end]]
+
+
+def test_reranked_passages_put_the_quoted_one_first(calibrated):
+    answer = calibrated.ask("Combien de Maliens ont été consultés ?")
+    assert not answer.abstained
+    assert answer.citations[0].text == answer.retrieved[0].text
+    assert len(answer.retrieved) <= calibrated.settings.top_k
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("En quelle année Charlemagne est-il mort ?", "date"),
+    ("Combien de régions compte le pays ?", "quantity"),
+    ("Qui fut le second successeur de Charlemagne ?", "person"),
+    ("Où se trouve le siège de l'organisation ?", "place"),
+    ("Pourquoi la mission a-t-elle pris fin ?", "reason"),
+    ("What does the acronym stand for?", None),
+])
+def test_question_types_come_from_the_wh_phrase(question, expected):
+    assert profile_question(question).answer_type == expected
+
+
+def test_calibration_file_errors_are_clear(tmp_path):
+    from assistant.errors import AssistantError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": 1, "candidate": {}}), encoding="utf-8")
+    with pytest.raises(AssistantError, match="calibrate"):
+        Calibration.load(bad)
+    with pytest.raises(AssistantError, match="introuvable"):
+        Calibration.load(tmp_path / "missing.json")
