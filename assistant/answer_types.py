@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .text import fold_accents, guess_language
 
-ANSWER_TYPES = ("date", "quantity", "person", "place", "reason")
+ANSWER_TYPES = ("date", "quantity", "name", "place", "reason", "contact")
 
 # Patterns run on the lower-cased, accent-folded question with ASCII apostrophes. "où" is looked
 # for before folding (folded, it is "ou": or).
@@ -29,12 +29,19 @@ _TYPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compil
                  r"population|proportion|somme|duree|vitesse|altitude|profondeur|surface|temperature|poids|"
                  r"masse|volume|capacite|effectif|nombre|part|taux|score|salaire|budget)|"
                  r"how (many|much|long|old|far|big|tall|large)|what (percentage|proportion|amount|number))\b"),
-    ("person", r"(^|[\s,'])(qui|par qui|de qui|a qui|pour qui|avec qui|who|whom|whose)\b"),
+    ("name", r"(^|[\s,'])(qui|par qui|de qui|a qui|pour qui|avec qui|who|whom|whose)\b|"
+             r"\b(comment (s'appel\w*|se nomm\w*|s'intitul\w*)|quel(le)?s? (est|etait|fut|sont) (le|les) noms?|"
+             r"sous quel nom|what (is|was|are) the names?|what's the name|how is \w+ called)\b"),
     ("place", r"\b((dans|de|en|a|vers|sur) quel(le)?s? (pays|ville|region|lieu|endroit|continent|departement|"
               r"province|commune|quartier|ile|etat|territoire)|quel(le)?s? (pays|ville|region|lieu|endroit|continent)|"
+              r"quel(le)?s? (est|etait|sont|fut) (le|la|les|l') ?(pays|ville|region|lieu|endroit|continent)|"
               r"which (country|city|town|region|place)|what (country|city|town|region|place))\b"),
     ("reason", r"\b(pourquoi|pour quelle raison|pour quelles raisons|why|for what reason)\b"),
+    ("contact", r"\b(e-?mail|courriel|adresse (electronique|mail|postale|web|internet)|(numero de )?telephone|"
+                r"site (web|internet)|website|phone( number)?|url)\b"),
 ))
+# "qui" also starts relative clauses ("la ville qui ..."): it asks who only among the first words.
+_ASKING_WORDS = 3
 # Interrogative words frame a question; they name nothing an answer sentence would repeat.
 QUESTION_WORDS = frozenset(
     "quel quelle quels quelles qui que quoi quand comment pourquoi combien ou lequel laquelle lesquels "
@@ -54,6 +61,8 @@ _DATE = re.compile(r"\b(\d{1,2}(er)? )?(" + "|".join(_MONTHS) + r")( \d{3,4})?\b
 _NUMBER = re.compile(r"\b\d+(?:[.,  ]\d+)*\b|\b(" + "|".join(_NUMBER_WORDS) + r")\b")
 _CAUSE = re.compile(r"\b(car|parce qu|parce que|puisque|en raison d|a cause d|grace a|afin d|afin que|pour que|"
                     r"du fait d|etant donne|c'est pourquoi|because|due to|owing to|so that|in order to)\b")
+_CONTACT = re.compile(r"@\w|\bhttps?://|\bwww\.|\+?\d[\d .-]{7,}\d")
+_COUNTED = re.compile(r"\b(?:combien d[e']|nombre d[e']|how many|number of)\s*(\w+)")
 _WORD = re.compile(r"\w+")
 
 
@@ -62,6 +71,7 @@ class QuestionProfile:
     language: str  # "fr" | "en"
     answer_type: str | None  # one of ANSWER_TYPES, or None (what / how questions: any fact)
     wants_list: bool  # a plural question: an enumeration may be answered whole
+    counted: str | None = None  # "soldats" in "Combien de soldats ...": what the number must count
 
 
 def plain(text: str) -> str:
@@ -72,17 +82,22 @@ def plain(text: str) -> str:
 def profile_question(question: str) -> QuestionProfile:
     folded = plain(question)
     answer_type = None
-    found = [(m.start(), name) for name, pattern in _TYPE_PATTERNS for m in [pattern.search(folded)] if m]
+    found = [(m.start(), name) for name, pattern in _TYPE_PATTERNS for m in [pattern.search(folded)]
+             if m and (name != "name" or len(folded[:m.start()].split()) < _ASKING_WORDS or "qui" not in m.group())]
     where = _WHERE.search(question.casefold().replace("’", "'"))
     if where:
         found.append((where.start(), "place"))
     if found:  # the earliest wh-phrase frames the question ("Qui ... en quelle année" asks who)
         answer_type = min(found)[1]
+    counted = _COUNTED.search(folded) if answer_type == "quantity" else None
     return QuestionProfile(language=guess_language(question), answer_type=answer_type,
-                           wants_list=bool(_PLURAL.search(folded)))
+                           wants_list=bool(_PLURAL.search(folded)), counted=counted.group(1) if counted else None)
 
 
-Fact = tuple[str, tuple[str, ...], int]  # kind ("date", "number", "name", "cause"), its words, word index
+# The kind of fact each question type asks for.
+FACT_OF_TYPE = {"date": "date", "quantity": "number", "name": "name", "place": "name", "reason": "cause",
+                "contact": "contact"}
+Fact = tuple[str, tuple[str, ...], int]  # kind (date, number, name, cause, contact), its words, word index
 
 
 def sentence_facts(sentence: str) -> tuple[Fact, ...]:
@@ -96,8 +111,11 @@ def sentence_facts(sentence: str) -> tuple[Fact, ...]:
         return max(0, next((i for i, s in enumerate(starts) if s > position), len(starts)) - 1)
 
     facts: list[Fact] = []
-    for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("cause", _CAUSE)):
-        facts += [(kind, tuple(_WORD.findall(m.group())), word_index(m.start())) for m in pattern.finditer(folded)]
+    dates = list(_DATE.finditer(folded))
+    in_date = lambda m: any(d.start() <= m.start() < d.end() for d in dates)  # noqa: E731 - a year is no count
+    for kind, matches in (("date", dates), ("number", [m for m in _NUMBER.finditer(folded) if not in_date(m)]),
+                          ("cause", list(_CAUSE.finditer(folded))), ("contact", list(_CONTACT.finditer(sentence)))):
+        facts += [(kind, tuple(_WORD.findall(m.group())), word_index(m.start())) for m in matches]
     facts += [("name", (plain(m.group()),), i) for i, m in enumerate(tokens)
               if i > 0 and m.group()[:1].isupper() and len(m.group()) > 1]
     return tuple(facts)
@@ -107,22 +125,23 @@ def sentence_facts(sentence: str) -> tuple[Fact, ...]:
 class Facts:
     """The facts of a sentence that a question does not already contain."""
 
-    counts: dict[str, int]
-    positions: tuple[int, ...]  # word indexes of the new dates, numbers and names
+    positions: dict[str, tuple[int, ...]]  # kind -> word indexes of the new facts of that kind
 
-    def count(self, answer_type: str | None) -> int:
-        kind = {"date": "date", "quantity": "number", "person": "name", "place": "name",
-                "reason": "cause"}.get(answer_type or "")
-        return self.counts.get(kind, 0) if kind else 0
+    def of(self, answer_type: str | None) -> tuple[int, ...]:
+        """Where the facts of the kind a question type asks for stand."""
+        return self.positions.get(FACT_OF_TYPE.get(answer_type or "", ""), ())
+
+    def count(self, kind: str) -> int:
+        return len(self.positions.get(kind, ()))
 
 
 def new_facts(facts: tuple[Fact, ...], question_words: frozenset[str]) -> Facts:
     fresh = [(kind, index) for kind, words, index in facts
-             if kind == "cause" or any(w not in question_words for w in words)]
-    counts: dict[str, int] = {}
-    for kind, _ in fresh:
-        counts[kind] = counts.get(kind, 0) + 1
-    return Facts(counts, tuple(sorted({index for kind, index in fresh if kind != "cause"})))
+             if kind in ("cause", "contact") or any(w not in question_words for w in words)]
+    positions: dict[str, list[int]] = {}
+    for kind, index in fresh:
+        positions.setdefault(kind, []).append(index)
+    return Facts({kind: tuple(indexes) for kind, indexes in positions.items()})
 
 
 def question_words(text: str) -> frozenset[str]:

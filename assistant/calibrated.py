@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 
-from .answer_types import plain, question_words, sentence_facts
+from .answer_types import FACT_OF_TYPE, plain, question_words, sentence_facts
 from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, _ms
 from .embeddings import Embedder
 from .evidence import Evidence, EvidenceScorer
@@ -80,14 +80,14 @@ def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
     asked = question_words(evidence.query)
     tokens = list(re.finditer(r"\w+", text))
     facts = [(k, words, at) for k, words, at in sentence_facts(text)
-             if k == {"date": "date", "quantity": "number"}.get(kind, "name")
+             if k == FACT_OF_TYPE[kind]
              and any(w not in asked for w in words)]
     if not facts:
         return None
     anchors = [i for i, m in enumerate(tokens) if plain(m.group()) in asked and len(m.group()) > 2]
     _, words, at = min(facts, key=lambda f: (min((abs(a - f[2]) for a in anchors), default=0), f[2]))
     first, last = at, min(at + len(words) - 1, len(tokens) - 1)
-    if kind in ("person", "place"):  # a name runs over its capitalised words and particles
+    if kind in ("name", "place"):  # a name runs over its capitalised words and particles
         while last + 1 < len(tokens) and (tokens[last + 1].group()[:1].isupper() or (
                 plain(tokens[last + 1].group()) in _PARTICLES and last + 2 < len(tokens)
                 and tokens[last + 2].group()[:1].isupper())):

@@ -43,15 +43,17 @@ FEATURES: tuple[str, ...] = (
     "cosine", "cosine_gap", "cosine_rank", "passage_cosine", "passage_cosine_gap", "bm25", "passage_rank",
     "coverage", "coverage_gap", "context_coverage", "passage_coverage", "title_coverage",
     "exact_coverage", "bigrams", "neighbour_cosine", "cosine_rank_in_passage",
+    "document_coverage", "missing_rare", "q_best_document_coverage",
     # What the candidate states.
-    "novelty", "length", "typed_fact", "typed_fact_near", "new_numbers", "new_names", "new_dates",
+    "novelty", "length", "typed_fact", "typed_fact_near", "q_counted", "counted_near",
+    "new_numbers", "new_names", "new_dates",
     "is_list", "list_wanted", "position",
 )
 # The question as a whole: its best candidate (by the candidate model) and how far ahead it is.
 ANSWERABLE_FEATURES: tuple[str, ...] = (
     "best_logit", "best_margin", "q_english", "q_unknown", "q_unknown_name", "q_best_cosine",
     "q_best_passage_coverage", "q_best_coverage", "coverage", "exact_coverage", "bigrams", "title_coverage",
-    "passage_cosine", "typed_fact",
+    "passage_cosine", "typed_fact", "document_coverage", "missing_rare", "q_best_document_coverage",
 )
 
 
@@ -111,8 +113,14 @@ class EvidenceScorer:
         self._heading_stems = {c.id: frozenset(t for t in token_stems(c.context_header) if t) for c in index.chunks}
         self._title_stems = {c.document: frozenset(t for t in token_stems(c.title) if t) for c in index.chunks}
         self._vocabulary = frozenset(frequency).union(*self._heading_stems.values())
+        documents: dict[str, set[str]] = {}
+        for chunk in index.chunks:
+            documents.setdefault(chunk.document, set()).update(
+                self._heading_stems[chunk.id], *(self._stems[index.sentence_position[s.id]] for s in chunk.sentences))
+        self._document_stems = {d: frozenset(stems) for d, stems in documents.items()}
 
-    def features(self, question: str, query: str, passages: Sequence[Passage]) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
+    def features(self, question: str, query: str, passages: Sequence[Passage],
+                 ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
         """The candidates of ``passages`` and their feature matrix (rows in FEATURES order)."""
         profile = profile_question(question)
         query_tokens = [t for t, w in zip(token_stems(query), _WORD.findall(plain(query)))
@@ -129,6 +137,7 @@ class EvidenceScorer:
         unknown_name = any(t not in self._vocabulary for n in names for t in token_stems(n) if t)
         vector = self.embedder.embed_query(query)
         index = self.index
+        counted = next(iter(t for t in token_stems(profile.counted or "") if t), None)
 
         def coverage(stems: frozenset[str]) -> float:
             return sum(w for t, w in weights.items() if t in stems) / total if total else 0.0
@@ -163,6 +172,14 @@ class EvidenceScorer:
             passage_coverage.append(coverage(stems))
         unit_coverage = [coverage(frozenset().union(*(self._stems[p] for p in ps))) for ps in positions]
         best_cosine, best_coverage = float(cosines_array.max()), max(unit_coverage)
+        # The question's words in each retrieved document: a topic the corpus lacks leaves its rarest words out.
+        document_coverage, missing_rare = {}, {}
+        for passage in passages:
+            stems = self._document_stems[passage.document]
+            if passage.document not in document_coverage:
+                document_coverage[passage.document] = coverage(stems)
+                missing_rare[passage.document] = max((w for t, w in weights.items() if t not in stems),
+                                                     default=0.0) / self._unknown_idf
         order = np.argsort(-cosines_array, kind="stable")
         cosine_rank = np.empty(len(units))
         cosine_rank[order] = np.arange(len(units))
@@ -186,19 +203,22 @@ class EvidenceScorer:
             neighbours = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]]
             stems = frozenset().union(*(self._stems[p] for p in ps))
             facts = [new_facts(self._facts[p], words) for p in ps]
-            typed = sum(f.count(profile.answer_type) for f in facts)
-            anchors = [j for j, t in enumerate(self._tokens[ps[0]]) if t and t in query_stems]
+            typed = sum(len(f.of(profile.answer_type)) for f in facts)
+            tokens = self._tokens[ps[0]]
+            anchors = [j for j, t in enumerate(tokens) if t and t in query_stems]
             near = 0.0
             if typed and anchors and len(ps) == 1:
-                distance = min((abs(a - f) for a in anchors for f in facts[0].positions), default=None)
-                near = 1.0 / (1.0 + distance) if distance is not None else 0.0
+                distance = min(abs(a - f) for a in anchors for f in facts[0].of(profile.answer_type))
+                near = 1.0 / (1.0 + distance)
+            counted_near = float(bool(counted) and len(ps) == 1 and any(
+                t == counted for f in facts[0].of("quantity") for t in tokens[f + 1:f + 4]))
             words_here = self._words[ps[0]] if len(ps) == 1 else frozenset().union(*(self._words[p] for p in ps))
             exact = sum(w for word, w in surface.items() if word in words_here) / surface_total if surface_total else 0.0
             bigrams = _bigram_share(pairs, [t for p in ps for t in self._tokens[p]])
             around = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]
                       if s not in unit]
             neighbour = float((index.sentence_vectors[around] @ vector).max()) if around else 0.0
-            counts = {kind: sum(f.counts.get(kind, 0) for f in facts) for kind in ("number", "name", "date")}
+            counts = {kind: sum(f.count(kind) for f in facts) for kind in ("number", "name", "date")}
             length = sum(len(s.text) for s in unit)
             rows.append(q_row + [
                 cosines[i], best_cosine - cosines[i], math.log1p(cosine_rank[i]),
@@ -208,8 +228,9 @@ class EvidenceScorer:
                 coverage(frozenset().union(*(self._stems[p] for p in neighbours))), passage_coverage[rank],
                 coverage(self._title_stems.get(chunk.document, frozenset())),
                 exact, bigrams, neighbour, math.log1p(in_passage_rank[i]),
+                document_coverage[chunk.document], missing_rare[chunk.document], max(document_coverage.values()),
                 len(stems - query_stems) / len(stems) if stems else 0.0, math.log1p(length),
-                float(typed > 0) if profile.answer_type else 0.0, near,
+                float(typed > 0) if profile.answer_type else 0.0, near, float(bool(counted)), counted_near,
                 math.log1p(counts["number"]), math.log1p(counts["name"]), math.log1p(counts["date"]),
                 float(len(unit) > 1), float(len(unit) > 1 and profile.wants_list),
                 at / max(len(chunk.sentences) - 1, 1),

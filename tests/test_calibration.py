@@ -84,7 +84,10 @@ def test_reranked_passages_put_the_quoted_one_first(calibrated):
 @pytest.mark.parametrize("question, expected", [
     ("En quelle année Charlemagne est-il mort ?", "date"),
     ("Combien de régions compte le pays ?", "quantity"),
-    ("Qui fut le second successeur de Charlemagne ?", "person"),
+    ("Qui fut le second successeur de Charlemagne ?", "name"),
+    ("Comment s’appelle le fleuve qui traverse la ville ?", "name"),
+    ("Quelle est la ville qui accueille le siège ?", "place"),
+    ("Quelle est l’adresse e-mail du secrétariat ?", "contact"),
     ("Où se trouve le siège de l'organisation ?", "place"),
     ("Pourquoi la mission a-t-elle pris fin ?", "reason"),
     ("What does the acronym stand for?", None),

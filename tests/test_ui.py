@@ -28,7 +28,7 @@ MINUSMA = "Quand le mandat de la MINUSMA a-t-il pris fin ?"
 FOLLOW_UP = "Et qui l'a décidé ?"
 ABSENT = "Quel est le budget du programme ?"
 ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language", "engine", "timings",
-               "retrieved", "notices"}
+               "retrieved", "notices", "spans", "markdown", "confidence"}
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
                  "highlights", "quotes"}
 
@@ -111,6 +111,16 @@ def test_answer_html_marks_cites_and_escapes(assistant) -> None:
     assert html.count('<li class="ia-source"') == 1 and "<details class=\"ia-sources\">" in html
     assert "<mark>L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022" in html
     assert "Voir le paragraphe entier" in html and "ia-abstention" not in html
+
+
+def test_answer_span_is_highlighted_and_escaped(assistant) -> None:
+    answer = assistant.variant(answer_scorer="calibrated").ask(BARKHANE).to_dict()
+    assert answer["spans"], "the calibrated scorer marks the asked date"
+    html = render.answer_html(answer)
+    start, end = answer["spans"][0]
+    assert f'<strong class="ia-span">{render.esc(answer["text"][start:end])}</strong>' in html
+    evil = {"text": "<b>x</b> le 5 mai [1]", "spans": [[0, 8]], "abstained": False, "citations": []}
+    assert '<strong class="ia-span">&lt;b&gt;x&lt;/b&gt;</strong> le 5 mai' in render.answer_html(evil)
 
 
 def test_abstention_looks_different(assistant) -> None:

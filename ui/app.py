@@ -40,6 +40,7 @@ CSS = """
 .ia-scope { margin: 0; color: var(--body-text-color-subdued); }
 #chat .message-content, .ia-section-view { overflow-wrap: anywhere; }
 .ia-marker { font-weight: 700; color: var(--color-accent); white-space: nowrap; }
+.ia-span { font-weight: 700; text-decoration: underline; text-decoration-thickness: 2px; text-underline-offset: 3px; }
 .ia-sources { margin-top: .6rem; border-top: 1px solid var(--border-color-primary); padding-top: .4rem; }
 .ia-sources > summary, .ia-context > summary { cursor: pointer; font-weight: 700; }
 .ia-source-list { margin: .3rem 0 0 1.2rem; padding: 0; }

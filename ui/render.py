@@ -57,7 +57,12 @@ def answer_html(answer: dict) -> str:
         title = f' title="{html.escape(where[number], quote=True)}"' if number in where else ""
         return f'<span class="ia-marker"{title}>[{number}]</span>'
 
-    text = _MARKER.sub(marker, esc(answer.get("text", "")))
+    raw, pieces, cursor = answer.get("text", ""), [], 0
+    for start, end in answer.get("spans") or []:  # the asked fact inside the quoted sentence
+        pieces += [esc(raw[cursor:start]), f'<strong class="ia-span">{esc(raw[start:end])}</strong>']
+        cursor = end
+    pieces.append(esc(raw[cursor:]))
+    text = _MARKER.sub(marker, "".join(pieces))
     return f'<div class="ia-answer ia-final">{text}</div>{notices}{sources_html(citations)}'
 
 
