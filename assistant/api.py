@@ -89,7 +89,7 @@ class Assistant:
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
         question, _ = self._clean_question(question)
-        return self.retriever.retrieve(question, k or self.settings.top_k, mode=mode)
+        return self.retriever.retrieve(question, _check_k(k, self.settings.top_k), mode=mode)
 
     def ask(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Answer:
         answer = None
@@ -103,10 +103,13 @@ class Assistant:
         """Yields text pieces, then the final ``Answer``."""
         started = time.perf_counter()
         question, notices = self._clean_question(question)
+        k = _check_k(k, self.settings.top_k)
         turns = validate_history(history)
-        query = self.rewriter.rewrite(question, turns)
+        # Only the recent turns can be what a follow-up refers to; a long history costs time, not sense.
+        limit = self.settings.max_question_chars
+        turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
+        query = self.rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
-        k = k or self.settings.top_k
         # The calibrated scorer reads the whole candidate pool and reranks it; the answer keeps k passages.
         pool = max(k, self.settings.candidate_pool) if self.settings.answer_scorer == "calibrated" else k
         passages = self.retriever.retrieve(query, pool)
@@ -127,6 +130,7 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("La question est vide : écrivez une question.")
+        _check_text(question, "La question")
         notices = []
         limit = self.settings.max_question_chars
         if len(question) > limit:
@@ -145,6 +149,23 @@ def _check_engine(settings: Settings) -> None:
     if settings.answer_scorer not in ANSWER_SCORERS:
         raise ValueError(f"answer_scorer inconnu « {settings.answer_scorer} » : choisissez parmi "
                          f"{', '.join(ANSWER_SCORERS)}.")
+
+
+def _check_k(k: Any, default: int) -> int:
+    if k is None:
+        return default
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k doit être un entier positif (reçu {k!r}).")
+    return k
+
+
+def _check_text(text: str, what: str) -> None:
+    """Text that cannot be written as UTF-8 (a lone surrogate, undecodable bytes) is refused clearly."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} contient un caractère invalide (position {exc.start}) : "
+                         "retapez-la (texte UTF-8 attendu).") from None
 
 
 def _ms(start: float, end: float) -> float:

@@ -50,6 +50,10 @@ def validate_history(history: Any) -> list[dict[str, str]]:
         text = _text_of(entry.get("content"))
         if text is None:
             raise ValueError(f"history[{i}] : 'content' doit être du texte.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"history[{i}] : 'content' contient un caractère invalide (position {exc.start}).") from None
         clean.append({"role": role, "content": text})
     return clean
 

@@ -130,6 +130,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
+        except UnicodeDecodeError:
+            print("Erreur : cette ligne n'est pas du texte UTF-8 ; retapez la question.", file=sys.stderr)
+            continue
         if not question:
             return 0
         if question == "/nouveau":
@@ -137,7 +140,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("Nouvelle conversation.")
             continue
         print()
-        answer = answer_live(assistant, question, history)
+        try:
+            answer = answer_live(assistant, question, history)
+        except ValueError as exc:  # bad input: the conversation goes on
+            print(f"Erreur : {exc}", file=sys.stderr)
+            continue
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 

@@ -67,7 +67,8 @@ class Settings:
     abstain_threshold: float = 0.79
     unmatched_min_similarity: float = 0.86
     cross_lingual_min_similarity: float = 0.785
-    max_question_chars: int = 2000
+    max_question_chars: int = 2000  # also caps each earlier turn read for a follow-up
+    max_history_turns: int = 8  # earlier messages a follow-up may refer to
     # Generated answers (engines "llm" and "openai").
     llm_model_path: str = ""  # a GGUF file; empty: the Qwen2.5 model assembled from PyPI parts
     llm_threads: int = 0  # 0: all cores

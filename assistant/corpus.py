@@ -9,14 +9,20 @@ file. Offsets everywhere are into the file's full text, front matter included, s
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tomllib
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import AssistantError
 
+log = logging.getLogger("assistant")
 SUPPORTED_SUFFIXES = (".txt", ".md")
+# Text where more than this share of characters are control or unassigned code points is binary
+# data that happens to decode, not a document.
+MAX_UNPRINTABLE_SHARE = 0.1
 MANIFEST = "manifest.toml"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 
@@ -42,9 +48,25 @@ def _read_manifest(corpus_dir: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")).get("files", {})
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AssistantError(f"Le manifeste {path} est invalide ({exc}) : corrigez-le.") from exc
+    unknown = [key for key in data if key != "files"]
+    if unknown:
+        raise AssistantError(f"Le manifeste {path} est invalide : clé « {unknown[0]} » inconnue (les métadonnées "
+                             'vont dans une table [files."nom.txt"]).')
+    files = data.get("files", {})
+    if not isinstance(files, dict):
+        raise AssistantError(f"Le manifeste {path} est invalide : « files » doit être une table "
+                             '([files."nom.txt"] title = "...").')
+    for name, table in files.items():
+        if not isinstance(table, dict):
+            raise AssistantError(f"Le manifeste {path} est invalide : l'entrée « {name} » doit être une table "
+                                 f'([files."{name}"] suivi de lignes clé = "valeur"), pas {type(table).__name__}.')
+        for key in ("id", "title"):
+            if key in table and not isinstance(table[key], str):
+                raise AssistantError(f"Le manifeste {path} est invalide : « {key} » de « {name} » doit être du texte.")
+    return files
 
 
 def _front_matter(text: str) -> tuple[dict, int]:
@@ -69,6 +91,11 @@ def load_corpus(corpus_dir: str | Path) -> list[Document]:
         paths = sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
     except PermissionError as exc:
         raise AssistantError(f"Dossier du corpus illisible : {corpus_dir} (droits d'accès).") from exc
+    root = corpus_dir.resolve()
+    outside = [p for p in paths if not p.resolve().is_relative_to(root)]
+    for path in outside:  # nothing outside the corpus folder is ever read
+        log.warning("%s ignoré : c'est un lien vers un fichier hors du dossier du corpus.", path)
+    paths = [p for p in paths if p not in outside]
     if not paths:
         raise AssistantError(
             f"Le corpus {corpus_dir} ne contient aucun document (.txt ou .md) : ajoutez-en au moins un."
@@ -85,6 +112,9 @@ def load_corpus(corpus_dir: str | Path) -> list[Document]:
             raise AssistantError(
                 f"{path} n'est pas encodé en UTF-8 (octet {exc.start}) : convertissez-le en UTF-8."
             ) from exc
+        if _unprintable_share(text) > MAX_UNPRINTABLE_SHARE:
+            raise AssistantError(f"{path} n'est pas du texte (caractères de contrôle ou binaires) : "
+                                 "retirez-le du corpus ou convertissez-le en texte.")
         meta, body_start = _front_matter(text)
         meta = {**manifest.get(path.name, {}), **meta}
         if not text[body_start:].strip():
@@ -99,3 +129,11 @@ def load_corpus(corpus_dir: str | Path) -> list[Document]:
             metadata={k: v for k, v in meta.items() if k not in {"id", "title"}},
         ))
     return documents
+
+
+def _unprintable_share(text: str) -> float:
+    """Share of characters that are control codes or unassigned (line breaks and tabs are text)."""
+    if not text:
+        return 0.0
+    bad = sum(1 for c in text if c not in "\n\r\t" and unicodedata.category(c) in ("Cc", "Cn", "Co", "Cs"))
+    return bad / len(text)

@@ -142,3 +142,34 @@ def test_malformed_history_names_the_entry(assistant):
 def test_unknown_engine_is_refused(settings):
     with pytest.raises(ValueError, match="Moteur inconnu"):
         Assistant.load(settings=settings, engine="magique")
+
+
+def test_lone_surrogates_are_refused_clearly(assistant):
+    with pytest.raises(ValueError, match="caractère invalide"):
+        assistant.ask("Quand \ud800 ?")
+    with pytest.raises(ValueError, match=r"history\[0\].*caractère invalide"):
+        assistant.ask("Et ensuite ?", history=[{"role": "user", "content": "Barkhane \udce9"}])
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_k_must_be_a_positive_integer(assistant, k):
+    with pytest.raises(ValueError, match="k doit être un entier positif"):
+        assistant.search("camps de réfugiés", k=k)
+    with pytest.raises(ValueError, match="k doit être un entier positif"):
+        assistant.ask("camps de réfugiés", k=k)
+
+
+def test_long_history_is_bounded(assistant):
+    """Only the recent turns, each capped, feed the follow-up: a huge history changes nothing else."""
+    recent = [{"role": "user", "content": "Quand l’opération Barkhane a-t-elle quitté le Mali ?"},
+              {"role": "assistant", "content": "Le 15 août 2022 [1]."}]
+    noise = [{"role": "user" if i % 2 == 0 else "assistant", "content": "bavardage " * 5000} for i in range(400)]
+    question = "Et quand a-t-elle officiellement pris fin ?"
+    long, short = assistant.ask(question, history=noise + recent), assistant.ask(question, history=recent)
+    limit = assistant.settings.max_question_chars
+    assert len(long.query) <= 2 * limit and long.query == short.query and long.text == short.text
+    assert "9 novembre 2022" in long.text
+    # A history of follow-ups only: the rewriter walks back through every one of them.
+    chain = [{"role": "user" if i % 2 == 0 else "assistant", "content": "Et ensuite " * 4000} for i in range(400)]
+    answer = assistant.ask(question, history=chain)
+    assert len(answer.query) <= 2 * limit and answer.query.startswith("Quand a-t-elle officiellement pris fin")

@@ -64,3 +64,31 @@ def test_chat_keeps_the_history(where, capsys, monkeypatch):
     assert main(["chat", *where]) == 0
     out = capsys.readouterr().out
     assert "15 août 2022" in out and "9 novembre 2022" in out
+
+
+def test_search_with_k_below_one_exits_2(where, capsys):
+    for k in ("0", "-1"):
+        assert main(["search", "camps de réfugiés", "-k", k, *where]) == 2
+        err = capsys.readouterr().err
+        assert "k doit être un entier positif" in err and "Traceback" not in err
+
+
+def test_invalid_text_on_the_command_line_is_a_message(where, capsys):
+    # Bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape).
+    assert main(["ask", "Caf\udce9 ?", *where]) == 2
+    err = capsys.readouterr().err
+    assert "caractère invalide" in err and "Traceback" not in err
+
+
+def test_chat_goes_on_after_a_line_that_is_not_utf8(where, capsys, monkeypatch):
+    def lines():
+        yield "Qui préside la médiation \udce9 ?"  # a Latin-1 byte read as a surrogate
+        raise UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid continuation byte")
+
+    source = lines()
+    answers = iter(["Quand l’opération Barkhane a-t-elle quitté le Mali ?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(source, None) or next(answers))
+    assert main(["chat", *where]) == 0
+    captured = capsys.readouterr()
+    assert "caractère invalide" in captured.err and "pas du texte UTF-8" in captured.err
+    assert "15 août 2022" in captured.out

@@ -41,3 +41,37 @@ def test_empty_and_missing_corpus(tmp_path):
         load_corpus(tmp_path)
     with pytest.raises(AssistantError, match="introuvable"):
         load_corpus(tmp_path / "absent")
+
+
+def test_symlink_out_of_the_corpus_is_never_read(tmp_path):
+    corpus, secret = tmp_path / "corpus", tmp_path / "secret.txt"
+    corpus.mkdir()
+    secret.write_text("Mot de passe : hunter2.", encoding="utf-8")
+    (corpus / "note.txt").write_text("Une note du programme.", encoding="utf-8")
+    (corpus / "fuite.txt").symlink_to(secret)
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    inside = corpus / "alias.txt"
+    inside.symlink_to(corpus / "note.txt")  # a link that stays inside is fine
+    documents = load_corpus(corpus)
+    assert sorted(d.source for d in documents) == ["alias.txt", "note.txt"]
+    assert all("hunter2" not in d.text and "root:" not in d.text for d in documents)
+
+
+def test_control_bytes_are_not_a_document(tmp_path):
+    (tmp_path / "ok.txt").write_text("Texte valide.", encoding="utf-8")
+    (tmp_path / "binaire.txt").write_text("\x00\x1b\x07" * 200 + "abc", encoding="utf-8")
+    with pytest.raises(AssistantError, match=r"binaire\.txt n'est pas du texte"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize("manifest, key", [
+    ('"file.txt" = 5', "file.txt"),
+    ('files = 5', "files"),
+    ('[files]\n"ok.txt" = 5', "ok.txt"),
+    ('[files."ok.txt"]\ntitle = 3', "title"),
+])
+def test_manifest_of_the_wrong_shape_names_the_key(tmp_path, manifest, key):
+    (tmp_path / "ok.txt").write_text("Texte valide.", encoding="utf-8")
+    (tmp_path / "manifest.toml").write_text(manifest, encoding="utf-8")
+    with pytest.raises(AssistantError, match=rf"manifest\.toml.*{key}"):
+        load_corpus(tmp_path)
