@@ -17,12 +17,14 @@ from typing import Callable
 from .corpus import Document
 
 # Bump when the splitting rules change: built indexes record it and are rebuilt.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4  # 4: long unpunctuated lines are prose, not list items
 _BLOCK = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")  # consecutive non-blank lines
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _MD_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?;:,]$")
 _ELLIPSIS = re.compile(r"(\.\.\.|…)$")
+# An enumeration item is short: a longer line without closing punctuation is prose that lacks it.
+_ITEM_MAX_WORDS = 40
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,10 @@ class Chunker:
     @staticmethod
     def _is_item(line: str) -> bool:
         stripped = line.strip()
-        return bool(_MD_ITEM.match(stripped)) or not _SENTENCE_END.search(stripped) \
-            or bool(_ELLIPSIS.search(stripped))
+        if _MD_ITEM.match(stripped):
+            return True
+        return len(stripped.split()) <= _ITEM_MAX_WORDS and (
+            not _SENTENCE_END.search(stripped) or bool(_ELLIPSIS.search(stripped)))
 
     def _paragraphs(self, document: Document) -> list[_Paragraph]:
         text = document.text
@@ -163,14 +167,21 @@ class Chunker:
 
     def _fit_sentence(self, text: str, header: str, start: int, end: int) -> list[tuple[int, int]]:
         """A sentence longer than the model window is cut at spaces (rare: tables, lists)."""
-        if self._tokens(header, text[start:end]) <= self.max_tokens:
+        total = self._tokens(header, text[start:end])
+        if total <= self.max_tokens:
             return [(start, end)]
+        # Each piece starts from a guess sized by the sentence's own characters per token, so only
+        # about one window of text is tokenised per piece: linear in the sentence's length.
+        window = max(1, int((end - start) / total * self.max_tokens * 1.1))
         pieces, cursor = [], start
         while cursor < end:
-            cut = end
+            cut = min(end, cursor + window)
             while self._tokens(header, text[cursor:cut]) > self.max_tokens:
-                space = text.rfind(" ", cursor + 1, cursor + (cut - cursor) * 3 // 4)
-                cut = space if space > cursor else cursor + (cut - cursor) * 3 // 4
+                space = text.rfind(" ", cursor + 1, cursor + (cut - cursor) * 9 // 10)
+                cut = space if space > cursor else cursor + max(1, (cut - cursor) * 9 // 10)
+            if cut < end:  # end the piece at a space when there is one
+                space = text.rfind(" ", cursor + 1, cut + 1)
+                cut = space if space > cursor else cut
             pieces.append(_trim(text, cursor, cut))
             cursor = cut
             while cursor < end and text[cursor].isspace():

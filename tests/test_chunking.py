@@ -1,9 +1,10 @@
 """Structure-aware chunking: exact offsets, sections, lists, sentence view, token window."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from assistant.chunking import Chunker
-from assistant.corpus import load_corpus
+from assistant.corpus import Document, load_corpus
 
 MAX_TOKENS = 512
 
@@ -68,3 +69,39 @@ def test_markdown_headings_bullets_and_a_sentence_longer_than_the_window(tmp_pat
     for chunk in chunks:
         assert doc.text[chunk.start:chunk.end] == chunk.text
         assert embedder.count_tokens(chunk.context_header + chunk.text) <= 128
+
+
+def _check_offsets(document, chunks):
+    for chunk in chunks:
+        assert document.text[chunk.start:chunk.end] == chunk.text
+        for sentence in chunk.sentences:
+            assert document.text[sentence.start:sentence.end] == sentence.text and sentence.text.strip()
+
+
+def test_long_paragraph_without_punctuation_is_prose_cut_in_linear_time(embedder):
+    """A 1 MB line with no closing punctuation: cut into windows (not one list item), offsets exact."""
+    import time
+
+    words = "paix dialogue région accord nord population sécurité".split()
+    text = " ".join(words[i % len(words)] + str(i % 97) for i in range(140_000))
+    document = Document(id="long", title="Long", source="long.txt", text=text, body_start=0, sha256="x")
+    chunker = Chunker(embedder.count_tokens, 200, embedder.max_tokens)
+    started = time.perf_counter()
+    chunks = chunker.split(document)
+    elapsed = time.perf_counter() - started
+    assert len(text) > 1_000_000 and elapsed < 10, f"{elapsed:.1f} s for 1 MB"
+    assert not any(s.in_list for c in chunks for s in c.sentences)
+    assert all(embedder.count_tokens(c.context_header + c.text) <= embedder.max_tokens for c in chunks)
+    assert "".join(s.text for c in chunks for s in c.sentences).replace(" ", "") == text.replace(" ", "")
+    _check_offsets(document, chunks)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=3000))
+def test_any_text_chunks_with_exact_offsets(embedder, text):
+    if not text.strip():
+        return
+    document = Document(id="f", title="Fuzz", source="f.txt", text=text, body_start=0, sha256="x")
+    chunks = Chunker(embedder.count_tokens, 60, 120).split(document)
+    _check_offsets(document, chunks)
+    assert all(embedder.count_tokens(s.text) <= 120 for c in chunks for s in c.sentences)
