@@ -230,9 +230,12 @@ def read_manifest(index_dir: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise _corrupt(index_dir, exc) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("corpus", {}), dict):
+        raise _corrupt(index_dir, TypeError("manifest.json is not an object"))
+    return manifest
 
 
 def _corrupt(index_dir: Path, exc: Exception) -> AssistantError:
@@ -265,6 +268,7 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
         heading_vectors = np.load(current / "heading_vectors.npy")
         faiss_index = store._faiss_index  # noqa: SLF001 - the vectors, for cosines of BM25-only hits
         chunk_vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+        _probe(vector_index, bm25, chunks, chunk_vectors)
     except AssistantError:
         raise
     except Exception as exc:  # any unreadable piece means the same thing to the user
@@ -275,6 +279,24 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
     return Index(path=current, manifest=manifest, chunks=chunks, sentences=sentences,
                  sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
                  heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+
+
+def _probe(vector_index: Any, bm25: Any, chunks: list[Chunk], chunk_vectors: np.ndarray) -> None:
+    """Files of the wrong shape (an empty docstore, BM25 files emptied) load without a word and
+    fail at the first question: ask both retrievers once, and check they know the same passages."""
+    from llama_index.core.schema import QueryBundle
+
+    ids = {c.id for c in chunks}
+    if not chunks or set(vector_index.docstore.docs) != ids:
+        raise ValueError("docstore and chunks differ")
+    dense = vector_index.as_retriever(similarity_top_k=1).retrieve(
+        QueryBundle(query_str="probe", embedding=chunk_vectors[0].tolist()))
+    bm25.similarity_top_k = 1
+    lexical = bm25.retrieve(bm25_text(chunks[0].text))
+    # A passage's own vector and words find it: its cosine is 1 and its BM25 score positive.
+    if not dense or not lexical or {h.node.node_id for h in dense + lexical} - ids \
+            or (dense[0].score or 0) < 0.99 or (lexical[0].score or 0) <= 0:
+        raise ValueError("a retriever does not find a passage by its own content")
 
 
 def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder,

@@ -124,3 +124,21 @@ def test_missing_corpus_never_touches_a_working_index(tmp_path, corpus_copy, emb
     with pytest.raises(AssistantError, match="introuvable"):
         ensure_index(settings.with_overrides(corpus_dir=tmp_path / "absent"), embedder)
     assert load_index(settings.index_dir, embedder).chunks
+
+
+@pytest.mark.parametrize("relative, content", [
+    ("llama/docstore.json", "{}"),
+    ("bm25/corpus.jsonl", ""),
+    ("bm25/params.index.json", "{}"),
+    ("bm25/vocab.index.json", "{}"),
+    ("manifest.json", "[1, 2, 3]"),
+])
+def test_index_files_of_the_wrong_shape_are_corrupt_not_ready(tmp_path, corpus_copy, embedder, relative, content):
+    settings = _settings(corpus_copy, tmp_path / "index")
+    ensure_index(settings, embedder, log=lambda m: None)
+    current = (settings.index_dir / "current").resolve()
+    (current / relative).write_text(content, encoding="utf-8")
+    with pytest.raises(AssistantError, match=r"corrompu.*assistant index --force"):
+        ensure_index(settings, embedder, log=lambda m: None)
+    rebuilt = ensure_index(settings, embedder, force=True, log=lambda m: None)  # --force repairs it
+    assert Retriever(rebuilt, embedder).retrieve("médiation internationale", 2)
