@@ -23,6 +23,7 @@ from .embeddings import Embedder
 from .index import Index
 from .questions import QuestionProfile, is_framing, has_type, profile_question, token_spans, type_positions
 from .retrieval import Passage
+from .safety import is_instruction
 from .text import content_stems
 
 ABSTENTION = {
@@ -139,7 +140,10 @@ class ExtractiveAnswerer:
         self.unmatched_min_similarity = unmatched_min_similarity
         self.cross_lingual_min_similarity = cross_lingual_min_similarity
         self.alternatives_margin, self.extra_margin = alternatives_margin, extra_margin
-        self._stems = [frozenset(content_stems(s.text)) for s in index.sentences]
+        # A sentence that gives the assistant orders is neither an answer nor part of what the corpus knows.
+        self._instructions = frozenset(s.id for s in index.sentences if is_instruction(s.text))
+        self._stems = [frozenset() if s.id in self._instructions else frozenset(content_stems(s.text))
+                       for s in index.sentences]
         self._heading_stems = {c.id: frozenset(content_stems(c.context_header)) for c in index.chunks}
         frequency = Counter(t for stems in self._stems for t in stems)
         n = len(self._stems)
@@ -170,14 +174,15 @@ class ExtractiveAnswerer:
         for passage in passages:
             chunk = self.index.chunk_by_id[passage.chunk_id]
             heading = float(self.index.heading_vectors[self.index.chunk_position[chunk.id]] @ vector)
-            for sentence in chunk.sentences:
+            sentences = tuple(s for s in chunk.sentences if s.id not in self._instructions)
+            for sentence in sentences:
                 position = self.index.sentence_position[sentence.id]
                 dense = float(self.index.sentence_vectors[position] @ vector)
                 best_similarity = max(best_similarity, dense)
                 lexical = self._coverage(query_stems, self._stems[position])
                 units.append(Unit((sentence,), combine(dense, lexical, heading, passage), passage))
             if profile.wants_list:  # a plural question may be answered by a whole enumeration
-                for items in _lists(chunk.sentences):
+                for items in _lists(sentences):
                     stems = frozenset().union(self._heading_stems[chunk.id],
                                               *(self._stems[self.index.sentence_position[i.id]] for i in items))
                     alone = len(items) == len(chunk.sentences)  # then the passage vector is the list's

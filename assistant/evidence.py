@@ -33,6 +33,7 @@ from .index import Index
 from .answer_types import (ANSWER_TYPES, QUESTION_WORDS, QuestionProfile, new_facts, plain, profile_question,
                         question_words, sentence_facts)
 from .retrieval import Passage
+from .safety import is_instruction
 from .text import token_stems
 
 FEATURES: tuple[str, ...] = (
@@ -99,7 +100,9 @@ class EvidenceScorer:
                 != (FEATURES, ANSWERABLE_FEATURES):
             raise AssistantError(f"La calibration {calibration.path} a été ajustée sur d'autres indices : "
                                  "relancez `assistant calibrate`.")
-        self._tokens = [token_stems(s.text) for s in index.sentences]
+        # A sentence that gives the assistant orders is neither an answer nor part of what the corpus knows.
+        self._instructions = frozenset(s.id for s in index.sentences if is_instruction(s.text))
+        self._tokens = [[] if s.id in self._instructions else token_stems(s.text) for s in index.sentences]
         self._stems = [frozenset(t for t in tokens if t) for tokens in self._tokens]
         self._facts = [sentence_facts(s.text) for s in index.sentences]
         self._words = [frozenset(_WORD.findall(plain(s.text))) for s in index.sentences]
@@ -146,10 +149,11 @@ class EvidenceScorer:
         owners: list[int] = []
         for rank, passage in enumerate(passages):
             chunk = index.chunk_by_id[passage.chunk_id]
-            units += [(s,) for s in chunk.sentences]
-            owners += [rank] * len(chunk.sentences)
+            sentences = tuple(s for s in chunk.sentences if s.id not in self._instructions)  # orders are no answers
+            units += [(s,) for s in sentences]
+            owners += [rank] * len(sentences)
             if profile.wants_list:  # a plural question may be answered by a whole enumeration
-                lists = _lists(chunk.sentences)
+                lists = _lists(sentences)
                 units += lists
                 owners += [rank] * len(lists)
         if not units:
