@@ -242,3 +242,69 @@ def test_launch_makes_no_outbound_call(assistant, settings, monkeypatch: pytest.
             return host in {"localhost", "None", ""} or host.startswith("/")
 
     assert contacted and [h for h in contacted if not local(h)] == []
+
+
+def test_login_attempts_are_throttled(assistant, settings) -> None:
+    """Five wrong passwords, then HTTP 429 with Retry-After, even for the right password, until the delay passes."""
+    from ui.app import build_app, launch
+
+    demo = build_app(assistant, settings)
+    _, url, _ = launch(demo, port=free_port(), auth=parse_auth("alice:s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            codes = [http.post("/login", data={"username": "alice", "password": f"faux{i}"}).status_code
+                     for i in range(5)]
+            assert codes == [400] * 5
+            refused = http.post("/login", data={"username": "alice", "password": "s3cret"})
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+            assert "réessayez" in refused.json()["detail"]
+            other = http.post("/login", data={"username": "bob", "password": "x"})
+            assert other.status_code == 429, "the address is held back too, whatever the user name"
+            time.sleep(int(refused.headers["retry-after"]) + 0.2)
+            assert http.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+            assert http.get("/config").status_code == 200
+    finally:
+        demo.close()
+
+
+def test_throttle_delay_doubles_per_user_and_address() -> None:
+    import asyncio
+
+    from ui.access import LoginThrottle
+
+    now = [1000.0]
+
+    async def gradio_login(scope, receive, send):  # Gradio's contract: 400 on bad credentials, 200 on good
+        body = (await receive())["body"]
+        status = 200 if b"password=good" in body else 400
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    throttle = LoginThrottle(gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0])
+
+    def attempt(user: str, password: str, address: str) -> tuple[int, dict]:
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": f"username={user}&password={password}".encode(), "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/login", "client": (address, 1)}
+        asyncio.run(throttle(scope, receive, send))
+        return sent[0]["status"], dict(sent[0]["headers"])
+
+    assert attempt("alice", "bad", "10.0.0.1")[0] == 400
+    assert attempt("alice", "bad", "10.0.0.2")[0] == 400  # second failure for alice: locked 10 s
+    status, headers = attempt("alice", "good", "10.0.0.3")
+    assert status == 429 and headers[b"retry-after"] == b"10"  # per user name, from any address
+    assert attempt("carol", "good", "10.0.0.4")[0] == 200  # others are not affected
+    now[0] += 11
+    assert attempt("alice", "bad", "10.0.0.5")[0] == 400  # third failure: 20 s
+    status, headers = attempt("alice", "good", "10.0.0.6")
+    assert status == 429 and headers[b"retry-after"] == b"20"
+    now[0] += 21
+    assert attempt("alice", "good", "10.0.0.7")[0] == 200
+    assert attempt("alice", "bad", "10.0.0.8")[0] == 400  # a success cleared the count
+    assert attempt("alice", "good", "10.0.0.9")[0] == 200

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
+import math
+import threading
+import time
 from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from assistant.errors import AssistantError
 
+log = logging.getLogger("assistant")
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -64,3 +72,86 @@ def check_exposure(host: str, auth: list[tuple[str, str]]) -> None:
             "Définissez des utilisateurs (ASSISTANT_AUTH=\"utilisateur:mot_de_passe\", ou auth = \"chemin/du/fichier\" "
             "dans assistant.toml) ou gardez --host 127.0.0.1."
         )
+
+
+class LoginThrottle:
+    """ASGI middleware in front of Gradio's ``/login``: after ``free_attempts`` failures from one
+    client address or for one user name, further attempts get HTTP 429 for a delay that doubles with
+    each new failure (``base_delay`` seconds, at most ``max_delay``). A success clears both counts.
+    Every failure and every refusal is logged (address, user name, delay)."""
+
+    def __init__(self, app: Any, free_attempts: int = 5, base_delay: float = 2.0, max_delay: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app, self.free_attempts, self.base_delay, self.max_delay = app, free_attempts, base_delay, max_delay
+        self.clock = clock
+        self._failures: dict[tuple[str, str], int] = {}
+        self._locked_until: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST" \
+                or not scope.get("path", "").rstrip("/").endswith("/login"):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:  # the form is read here, then replayed to Gradio
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        fields = parse_qs(body.decode("utf-8", "replace"))
+        user = (fields.get("username") or [""])[0].strip().casefold()
+        address = (scope.get("client") or ("?", 0))[0]
+        keys = [("adresse", address), ("utilisateur", user)]
+        wait = self._wait(keys)
+        if wait > 0:
+            log.warning("Connexion refusée (trop d'échecs) : adresse %s, utilisateur %r, encore %.0f s.", address, user, wait)
+            await _json(send, 429, {"detail": f"Trop de tentatives de connexion : réessayez dans {math.ceil(wait)} s."},
+                        [(b"retry-after", str(math.ceil(wait)).encode())])
+            return
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def watch(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                self._record(keys, message.get("status", 500), address, user)
+            await send(message)
+
+        await self.app(scope, replay, watch)
+
+    def _wait(self, keys: list[tuple[str, str]]) -> float:
+        now = self.clock()
+        with self._lock:
+            return max((self._locked_until.get(key, 0.0) - now for key in keys), default=0.0)
+
+    def _record(self, keys: list[tuple[str, str]], status: int, address: str, user: str) -> None:
+        with self._lock:
+            if status < 400:
+                for key in keys:
+                    self._failures.pop(key, None)
+                    self._locked_until.pop(key, None)
+                return
+            if status != 400:  # 400 is Gradio's "Incorrect credentials"
+                return
+            delays = []
+            for key in keys:
+                count = self._failures[key] = self._failures.get(key, 0) + 1
+                if count >= self.free_attempts:
+                    delay = min(self.max_delay, self.base_delay * 2 ** (count - self.free_attempts))
+                    self._locked_until[key] = self.clock() + delay
+                    delays.append(delay)
+        log.warning("Échec de connexion : adresse %s, utilisateur %r%s.", address, user,
+                    f", attente imposée {max(delays):.0f} s" if delays else "")
+
+
+async def _json(send: Callable, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})

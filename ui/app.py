@@ -270,7 +270,12 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: lis
            prevent_thread_lock: bool = False, quiet: bool = False):
     """Serve the app; refuses a non-loopback address without authentication."""
     check_exposure(host, auth or [])
+    from starlette.middleware import Middleware
+
+    from .access import LoginThrottle
+
     return demo.launch(
+        app_kwargs={"middleware": [Middleware(LoginThrottle)]} if auth else None,
         server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,
         auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
         theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
