@@ -1,6 +1,7 @@
 """Follow-up detection and history validation (pure functions, no model needed)."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from assistant.chat import FollowUpRewriter, validate_history
 
@@ -48,3 +49,22 @@ def test_a_condensed_question_must_keep_the_users_words():
     assert wrong_referent.rewrite(question, history).startswith("Qui l’a présidée ?")
     faithful = FollowUpRewriter(condense=lambda q, h: "La médiation internationale, qui l’a présidée ?")
     assert faithful.rewrite(question, history) == "La médiation internationale, qui l’a présidée ?"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+                     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
+                                                                                      max_size=4), max_leaves=20)
+_TURN = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "", 3]),
+                               "content": st.one_of(st.text(max_size=200), _JSON)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON, st.lists(st.one_of(_TURN, _JSON), max_size=6)), st.text(max_size=200))
+def test_any_history_is_valid_or_a_clear_value_error(history, question):
+    try:
+        turns = validate_history(history)
+    except ValueError as error:
+        assert str(error).startswith("history")
+        return
+    assert all(set(t) == {"role", "content"} and isinstance(t["content"], str) for t in turns)
+    FollowUpRewriter().rewrite(question or "Et ensuite ?", turns)  # never raises on valid turns

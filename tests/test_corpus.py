@@ -1,6 +1,7 @@
 """Loading the corpus: metadata, offsets and clear errors for unusable input."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from assistant.corpus import load_corpus
 from assistant.errors import AssistantError
@@ -75,3 +76,20 @@ def test_manifest_of_the_wrong_shape_names_the_key(tmp_path, manifest, key):
     (tmp_path / "manifest.toml").write_text(manifest, encoding="utf-8")
     with pytest.raises(AssistantError, match=rf"manifest\.toml.*{key}"):
         load_corpus(tmp_path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["a.txt", "b.md", "manifest.toml", "c.TXT", "d.pdf"]),
+                       st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8"))),
+                       max_size=4))
+def test_any_folder_loads_or_is_one_clear_error(tmp_path_factory, files):
+    folder = tmp_path_factory.mktemp("fuzz")
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    try:
+        documents = load_corpus(folder)
+    except AssistantError as error:
+        assert str(error)
+        return
+    for document in documents:
+        assert document.text[document.body_start:].strip() and document.source in files

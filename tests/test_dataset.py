@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from assistant.text import normalize_for_match
 from evals.dataset import DatasetError, load_dataset
@@ -138,3 +139,24 @@ def test_dev_set_counts():
     assert len(english) >= 8
     assert len(unanswerable) >= 10
     assert len(multi_turn) >= 6
+
+
+_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=12), c, max_size=4),
+                      max_leaves=12)
+_ITEM = st.dictionaries(st.sampled_from(["id", "question", "answerable", "must_include", "evidence", "history",
+                                         "reference_answer", "lang", "other"]), _VALUE, max_size=8)
+_LINE = st.one_of(_ITEM.map(json.dumps), st.text(max_size=80), st.just(""), st.just("// commentaire"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_LINE, max_size=6), st.booleans())
+def test_any_dataset_file_loads_or_is_a_dataset_error(tmp_path, lines, skip_invalid):
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        items, problems = load_dataset(path, skip_invalid=skip_invalid)
+    except DatasetError as error:
+        assert str(error)
+        return
+    assert all(item.id and isinstance(item.question, str) for item in items)
