@@ -142,7 +142,8 @@ class IndexBuilder:
 
         started = time.perf_counter()
         builds = _writable_builds_dir(index_dir)
-        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=builds))
+        _sweep(index_dir)
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=builds))
         try:
             chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_target_tokens,
                               min(self.settings.chunk_max_tokens, self.embedder.max_tokens),
@@ -220,9 +221,34 @@ def _publish(index_dir: Path, build: Path) -> None:
     temporary.symlink_to(Path("builds") / build.name)
     os.replace(temporary, link)
     for old in (index_dir / "builds").iterdir():
-        in_progress = old.name.startswith(".tmp-") and time.time() - old.stat().st_mtime < 3600
-        if old.name != build.name and not in_progress:
+        if old.name != build.name and not (old.name.startswith(".tmp-") and _owner_alive(old.name)):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _owner_alive(name: str) -> bool:
+    """Is the process whose id a temporary name carries (``.tmp-<pid>-...``, ``.current-<pid>``) running?"""
+    try:
+        pid = int(name.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(index_dir: Path) -> None:
+    """What a killed build left behind (its work folder, its half-made link) goes at the next run."""
+    for leftover in [*index_dir.glob(".current-*"), *(index_dir / "builds").glob(".tmp-*")]:
+        if _owner_alive(leftover.name):
+            continue
+        if leftover.is_symlink() or leftover.is_file():
+            leftover.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def read_manifest(index_dir: Path) -> dict | None:

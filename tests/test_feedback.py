@@ -123,3 +123,39 @@ def test_cli_feedback_export(store: FeedbackStore, tmp_path: Path, capsys: pytes
 
     assert cli_main(["feedback", "export", "--data", str(tmp_path / "none")]) == 1
     assert "Aucun avis" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_writes_killed_at_random_points_lose_nothing_acknowledged(tmp_path: Path) -> None:
+    """kill -9 a writer at random moments: every write it acknowledged is there, the file is intact,
+    and the next writer carries on."""
+    import random
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "feedback.sqlite3"
+    script = ("import sys\nfrom assistant.feedback import FeedbackStore\n"
+              "store = FeedbackStore(sys.argv[1])\nrun = sys.argv[2]\n"
+              "for turn in range(100000):\n"
+              "    store.rate(run, turn, 'up', 'Question ?', [], {'text': 'Réponse [1].', 'citations': []})\n"
+              "    print(turn, flush=True)\n")
+    rng = random.Random(7)
+    acknowledged = 0
+    for run in range(5):
+        child = subprocess.Popen([sys.executable, "-c", script, str(path), f"run{run}"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        time.sleep(0.5 + rng.random())
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=30)
+        acknowledged += len(out.split())
+        assert acknowledged > 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = db.execute("SELECT count(*) FROM feedback").fetchone()[0]
+    assert stored >= acknowledged  # a write may land just before its acknowledgement is printed
+    assert stored <= acknowledged + 5
+    FeedbackStore(path).rate("after", 0, "down", "Q ?", [], {"text": "R.", "citations": []})
+    assert len(FeedbackStore(path).all()) == stored + 1

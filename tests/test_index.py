@@ -96,6 +96,11 @@ def test_a_build_killed_midway_leaves_the_previous_index_loadable(tmp_path, corp
     assert (index_dir / "current").resolve() == before
     survivor = load_index(index_dir, embedder)
     assert len(survivor.chunks) < 40 and survivor.path == before
+    assert list((index_dir / "builds").glob(".tmp-*")), "the killed build left its work folder"
+    (index_dir / f".current-{process.pid}").symlink_to("builds/nowhere")  # as if killed while publishing
+    ensure_index(settings, embedder, log=lambda m: None)  # the next run
+    assert not list((index_dir / "builds").glob(".tmp-*")) and not list(index_dir.glob(".current-*"))
+    assert len(load_index(index_dir, embedder).chunks) > len(survivor.chunks)
 
 
 def test_corrupted_index_gives_one_clear_sentence_and_keeps_the_files(tmp_path, corpus_copy, embedder):
