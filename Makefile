@@ -22,7 +22,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DGGML_AVX512_VBMI=$(call cpu_has,avx512vbmi) -DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) \
 	-DGGML_AVX_VNNI=$(call cpu_has,avx_vnni) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
-.PHONY: install llm index serve chromium test bench eval clean
+.PHONY: install llm index serve chromium test bench loadtest eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -55,6 +55,10 @@ test: install llm chromium
 
 bench: install
 	$(BIN)/python benchmarks/latency.py
+
+# 20 web clients x 5 questions at once against one client alone (loopback only; not part of make test).
+loadtest: index
+	$(BIN)/python benchmarks/loadtest.py
 
 clean:
 	rm -rf $(VENV) index/current index/builds

@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,8 @@ class Embedder:
             raise AssistantError(f"Impossible de charger le modèle d'embeddings « {model} » : {exc}") from exc
         self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
         self._query_cache: dict[str, np.ndarray] = {}
+        # The fast tokenizer is not re-entrant ("Already borrowed" under concurrent calls): one encode at a time.
+        self._encode_lock = threading.Lock()
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length)
         self.dimension = int(self.model.get_embedding_dimension()
@@ -317,14 +320,16 @@ class Embedder:
         return self._encode(texts, self.passage_prompt, show_progress)
 
     def _encode(self, texts: list[str], prompt: str, show_progress: bool = False) -> np.ndarray:
-        vectors = self.model.encode(list(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=show_progress)
+        with self._encode_lock:
+            vectors = self.model.encode(list(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=show_progress)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def count_tokens(self, text: str, prompt: str | None = None) -> int:
         """Wordpieces the model reads for ``text`` (prompt and special tokens included)."""
         full = (self.passage_prompt if prompt is None else prompt) + text
-        return len(self.tokenizer(full, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        with self._encode_lock:
+            return len(self.tokenizer(full, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
 
 def _folder_fingerprint(model: str) -> str:

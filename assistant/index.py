@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -97,6 +98,8 @@ class Index:
     bm25: Any  # llama_index BM25Retriever
 
     def __post_init__(self) -> None:
+        # BM25Retriever reads its result count from an attribute: set and read under one lock.
+        self.lexical_lock = threading.Lock()
         self.chunk_by_id = {c.id: c for c in self.chunks}
         self.chunk_position = {c.id: i for i, c in enumerate(self.chunks)}
         self.sentence_position = {s.id: i for i, s in enumerate(self.sentences)}

@@ -57,8 +57,9 @@ class Retriever:
         folded = bm25_text(query)
         if not folded.strip():
             return {}
-        self.index.bm25.similarity_top_k = self.pool
-        hits = self.index.bm25.retrieve(folded)
+        with self.index.lexical_lock:  # the retriever is shared by concurrent requests and variants
+            self.index.bm25.similarity_top_k = self.pool
+            hits = self.index.bm25.retrieve(folded)
         return {hit.node.node_id: float(hit.score) for hit in hits if hit.score > 0}
 
     def retrieve(self, query: str, k: int = 5, mode: str | None = None) -> list[Passage]:

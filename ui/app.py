@@ -238,19 +238,23 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                 add_tab()
 
         private: dict[str, Any] = {"api_visibility": "private"}
+        # The extractive engine is read-only at query time: requests run side by side. A language
+        # model computes one answer at a time (its backend also holds a lock).
+        lane = {"concurrency_id": "assistant",
+                "concurrency_limit": settings.max_concurrent_requests if assistant.settings.engine == "extractive" else 1}
         busy_outputs = [question, pending, send, stop]
         answering = []
         for trigger in (question.submit, send.click):
             event = trigger(take_question, [question], busy_outputs, queue=False, **private).then(
                 respond, [pending, chatbot, turns, conversation], [chatbot, turns, conversation],
-                concurrency_id="assistant", **private)
+                **lane, **private)
             event.then(idle, None, [question, send, stop], queue=False, **private)
             answering.append(event)
         example = chatbot.example_select(pick_example, None, [pending], queue=False, **private)
         example = example.then(lambda: (gr.update(interactive=False), gr.update(visible=False), gr.update(visible=True)),
                                None, [question, send, stop], queue=False, **private).then(
             respond, [pending, chatbot, turns, conversation], [chatbot, turns, conversation],
-            concurrency_id="assistant", **private)
+            **lane, **private)
         example.then(idle, None, [question, send, stop], queue=False, **private)
         answering.append(example)
         stop.click(idle, None, [question, send, stop], cancels=answering, queue=False, **private)
@@ -262,7 +266,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
             trigger(on_comment, [comment, rated], [comment, comment_box], **private)
         document.change(pick_document, [document], [section, view], **private)
         section.change(show_section, [document, section], [view], **private)
-        gr.api(ask, api_name="ask", concurrency_id="assistant")
+        gr.api(ask, api_name="ask", **lane)
     return demo
 
 
