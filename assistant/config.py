@@ -83,6 +83,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str = ""  # "user:password,user2:password2" or a path to a file of such lines
+    eval_interval_seconds: float = 120.0  # the web Évaluation tab: one run per person per interval
     max_concurrent_requests: int = 8  # answers computed side by side (extractive engine; a language model: 1)
 
     def with_overrides(self, **overrides: Any) -> "Settings":

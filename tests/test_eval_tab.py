@@ -42,6 +42,8 @@ def test_eval_tab_runs_through_the_api(assistant, settings, small_set):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         status, metrics, items, results_path, report_path = client.predict(
             handle_file(str(small_set)), False, ["extractive"], False, api_name="/run_eval")
+        with pytest.raises(Exception, match="réessayez dans"):  # one run per person and period
+            client.predict(handle_file(str(small_set)), False, ["extractive"], False, api_name="/run_eval")
     finally:
         demo.close()
     assert "3 questions" in status
@@ -60,3 +62,25 @@ def test_eval_tab_reports_a_bad_dataset(tmp_path, settings):
     out = run_evaluation(None, settings, str(path), False, ["extractive"])
     assert "line 2" in out["status"] and out["results"] is None and out["report"] is None
     assert "fichier" in run_evaluation(None, settings, None, False, ["extractive"])["status"]
+
+
+def test_run_limiter_one_at_a_time_and_one_per_period():
+    import threading
+
+    from ui.access import RunLimiter
+
+    now = [0.0]
+    limiter = RunLimiter(interval=60, clock=lambda: now[0])
+    assert limiter.run("alice", lambda: "fait") == "fait"
+    with pytest.raises(RuntimeError, match="réessayez dans 60 s"):
+        limiter.run("alice", lambda: "encore")
+    assert limiter.run("bob", lambda: "fait") == "fait"  # per person
+    now[0] = 61
+    started, release = threading.Event(), threading.Event()
+    worker = threading.Thread(target=limiter.run, args=("alice", lambda: (started.set(), release.wait(5))))
+    worker.start()
+    started.wait(5)
+    with pytest.raises(RuntimeError, match="déjà en cours"):
+        limiter.run("carol", lambda: "en même temps")
+    release.set()
+    worker.join()

@@ -267,6 +267,24 @@ def test_login_attempts_are_throttled(assistant, settings) -> None:
         demo.close()
 
 
+def test_only_documented_endpoints_are_callable_and_cancel_needs_sign_in(assistant, settings) -> None:
+    from ui.app import build_app, launch
+
+    demo = build_app(assistant, settings)
+    _, url, _ = launch(demo, port=free_port(), auth=parse_auth("alice:s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            cancel = {"session_hash": "x", "fn_index": 0, "event_id": "y"}
+            assert http.post("/gradio_api/cancel", json=cancel).status_code == 401
+            assert http.post("/login", data={"username": "alice", "password": "s3cret"}).status_code == 200
+            for name in ("respond", "on_like", "on_comment", "take_question"):
+                assert http.post(f"/gradio_api/call/{name}", json={"data": []}).status_code == 404, name
+            assert http.post("/gradio_api/call/ask", json={"data": [BARKHANE, []]}).status_code == 200
+            assert http.post("/gradio_api/cancel", json=cancel).status_code == 200
+    finally:
+        demo.close()
+
+
 def test_throttle_delay_doubles_per_user_and_address() -> None:
     import asyncio
 

@@ -6,9 +6,11 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import threading
 import time
 from pathlib import Path
+from http.cookies import SimpleCookie
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -155,3 +157,67 @@ async def _json(send: Callable, status: int, payload: dict, headers: list[tuple[
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+class ApiGate:
+    """ASGI middleware: only the documented endpoints are callable by name, and cancelling needs the
+    same sign-in as everything else.
+
+    Gradio serves every event handler at ``/gradio_api/call/<name>``, even those marked private
+    (the chat's ``respond``, ``on_like``...): only ``public`` names pass here; the page itself runs
+    its handlers through the queue, which is unaffected. With users configured, ``/gradio_api/cancel``
+    (which Gradio answers without credentials) needs a valid session cookie."""
+
+    def __init__(self, app: Any, public: frozenset[str] = frozenset({"ask", "run_eval"})) -> None:
+        self.app, self.public = app, public
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = scope.get("path", "") if scope.get("type") == "http" else ""
+        called = re.match(r"^(?:/gradio_api)?/call/([^/]+)", path)
+        if called and called.group(1) not in self.public:
+            await _json(send, 404, {"detail": "Point d'accès inconnu."}, [])
+            return
+        if re.match(r"^(?:/gradio_api)?/cancel/?$", path) and not _signed_in(scope):
+            await _json(send, 401, {"detail": "Non authentifié."}, [])
+            return
+        await self.app(scope, receive, send)
+
+
+def _signed_in(scope: dict) -> bool:
+    """No users configured, or a session cookie that Gradio issued at sign-in."""
+    app = scope.get("app")
+    if app is None or not getattr(app, "auth", None):
+        return True
+    cookies = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            cookies.load(value.decode("latin-1"))
+    cookie_id = getattr(app, "cookie_id", "")
+    tokens = getattr(app, "tokens", {})
+    return any(cookies.get(f"access-token{kind}-{cookie_id}") is not None
+               and cookies[f"access-token{kind}-{cookie_id}"].value in tokens for kind in ("", "-unsecure"))
+
+
+class RunLimiter:
+    """One costly run at a time, and at most one per ``interval`` seconds for one person."""
+
+    def __init__(self, interval: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.clock = interval, clock
+        self._last: dict[str, float] = {}
+        self._running = threading.Lock()
+
+    def wait_for(self, who: str) -> float:
+        """Seconds this person must still wait (0: may run now)."""
+        return max(0.0, self._last.get(who, -math.inf) + self.interval - self.clock())
+
+    def run(self, who: str, work: Callable[[], Any]) -> Any:
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError("Une évaluation est déjà en cours : réessayez quand elle sera finie.")
+        try:
+            wait = self.wait_for(who)
+            if wait > 0:
+                raise RuntimeError(f"Une évaluation par {int(self.interval)} s au plus : réessayez dans {math.ceil(wait)} s.")
+            self._last[who] = self.clock()
+            return work()
+        finally:
+            self._running.release()

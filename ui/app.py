@@ -276,10 +276,11 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: lis
     check_exposure(host, auth or [])
     from starlette.middleware import Middleware
 
-    from .access import LoginThrottle
+    from .access import ApiGate, LoginThrottle
 
+    middleware = [Middleware(ApiGate), *([Middleware(LoginThrottle)] if auth else [])]
     return demo.launch(
-        app_kwargs={"middleware": [Middleware(LoginThrottle)]} if auth else None,
+        app_kwargs={"middleware": middleware},
         server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,
         auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
         theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,

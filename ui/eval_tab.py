@@ -21,6 +21,8 @@ from evals.compare import dataset_info, parse_configs, run_configurations
 from evals.dataset import DatasetError, load_dataset
 from evals.report import CATEGORY_LABELS, STATUS_LABELS, STATUS_ORDER, fmt, summary_rows, write_outputs
 
+from .access import RunLimiter
+
 CONFIG_CHOICES = [
     ("extractive (notre moteur, recherche hybride)", "extractive"),
     ("dense seule", "dense"),
@@ -95,8 +97,9 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
             "results": str(_servable(results_path)), "report": str(_servable(report_path))}
 
 
-def build_eval_tab(assistant: Any, settings: Any) -> None:
+def build_eval_tab(assistant: Any, settings: Any, limiter: RunLimiter | None = None) -> None:
     """Create the tab's components in the current Blocks context."""
+    limiter = limiter or RunLimiter(settings.eval_interval_seconds)
     gr.Markdown(
         "Évaluez l'assistant sur un jeu de questions au format JSONL partagé (une question par ligne : "
         "`id`, `question`, `answerable`, `must_include`, `evidence`, `reference_answer`, `history`, `lang`). "
@@ -119,13 +122,18 @@ def build_eval_tab(assistant: Any, settings: Any) -> None:
         results_file = gr.File(label="results.json", interactive=False)
         report_file = gr.File(label="report.html", interactive=False)
 
-    def run(dataset: str | None, dev: bool, chosen: list[str] | None, skip: bool,
+    def run(dataset: str | None, dev: bool, chosen: list[str] | None, skip: bool, request: gr.Request,
             progress: gr.Progress = gr.Progress()) -> tuple:
         order = [value for _, value in CONFIG_CHOICES]
         chosen = sorted(chosen or ["extractive"], key=lambda v: order.index(v) if v in order else len(order))
+        who = getattr(request, "username", None) or getattr(getattr(request, "client", None), "host", None) or "?"
         progress(0, desc="Préparation…")
-        out = run_evaluation(assistant, settings, dataset, dev, chosen, skip,
-                             lambda name, total: (lambda it: progress.tqdm(it, desc=name, total=total, unit="question")))
+        try:  # an evaluation costs about half a minute of CPU: one at a time, one per person and period
+            out = limiter.run(who, lambda: run_evaluation(
+                assistant, settings, dataset, dev, chosen, skip,
+                lambda name, total: (lambda it: progress.tqdm(it, desc=name, total=total, unit="question"))))
+        except RuntimeError as exc:
+            raise gr.Error(str(exc)) from None
         return (out["status"], pd.DataFrame(out["metrics_rows"], columns=out["metrics_headers"]),
                 pd.DataFrame(out["items_rows"], columns=ITEM_HEADERS), out["results"], out["report"])
 
