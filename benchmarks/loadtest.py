@@ -5,7 +5,8 @@
 Serves the real app (`assistant serve`, its own process) on a loopback port, then:
 1. one client asks every conversation alone, one request at a time (the reference answers and the
    single-client latency);
-2. ``--clients`` web clients (each its own HTTP connection, Gradio's plain HTTP API) ask their conversation at the same time:
+2. ``--clients`` web clients (each its own HTTP connection to Gradio's plain HTTP API, all driven
+   by one asyncio loop) ask their conversation at the same time:
    ``--questions`` questions each, every one with that client's own history so far.
 Every concurrent answer must equal the single client's answer to the same question and history.
 Prints errors, mismatches, p50 / p95 for both runs and the ratio; exits 1 when an answer differs or
@@ -15,12 +16,12 @@ a request fails. Traffic goes to 127.0.0.1 only, and the run is bounded (clients
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -51,14 +52,14 @@ def conversations(clients: int, questions: int) -> list[list[str]]:
     return [[pool[(c * 7 + q) % len(pool)] for q in range(questions)] for c in range(clients)]
 
 
-def ask(http, question: str, history: list[dict]) -> dict:
+async def ask(http, question: str, history: list[dict]) -> dict:
     """One call of the documented /ask endpoint over Gradio's plain HTTP API (POST, then its event stream)."""
-    started = http.post("gradio_api/call/ask", json={"data": [question, history]})
+    started = await http.post("gradio_api/call/ask", json={"data": [question, history]})
     started.raise_for_status()
     event_id = started.json()["event_id"]
     event = None
-    with http.stream("GET", f"gradio_api/call/ask/{event_id}") as stream:
-        for line in stream.iter_lines():
+    async with http.stream("GET", f"gradio_api/call/ask/{event_id}") as stream:
+        async for line in stream.aiter_lines():
             if line.startswith("event:"):
                 event = line.split(":", 1)[1].strip()
             elif line.startswith("data:") and event in ("complete", "error"):
@@ -69,26 +70,25 @@ def ask(http, question: str, history: list[dict]) -> dict:
     raise RuntimeError("/ask: the stream ended without an answer")
 
 
-def run_conversation(url: str, questions: list[str]) -> list[dict]:
+async def run_conversation(url: str, questions: list[str]) -> list[dict]:
+    """One web client: its own connection, its questions one after the other with its history."""
     import httpx
 
-    http = httpx.Client(base_url=url, timeout=120)
-    history: list[dict] = []
-    results = []
-    for question in questions:
-        started = time.perf_counter()
-        try:
-            answer = ask(http, question, history)
-            error = None
-        except Exception as exc:  # counted, not raised: the run reports every failure
-            answer, error = None, f"{type(exc).__name__}: {exc}"
-        results.append({"question": question, "history": list(history), "error": error,
-                        "latency_ms": (time.perf_counter() - started) * 1000,
-                        "text": answer["text"] if answer else None,
-                        "citations": [(c["source"], c["start"], c["end"]) for c in answer["citations"]] if answer else None})
-        history += [{"role": "user", "content": question},
-                    {"role": "assistant", "content": answer["text"] if answer else ""}]
-    http.close()
+    results, history = [], []
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        for question in questions:
+            started = time.perf_counter()
+            try:
+                answer, error = await ask(http, question, history), None
+            except Exception as exc:  # counted, not raised: the run reports every failure
+                answer, error = None, f"{type(exc).__name__}: {exc}"
+            results.append({"question": question, "history": list(history), "error": error,
+                            "latency_ms": (time.perf_counter() - started) * 1000,
+                            "text": answer["text"] if answer else None,
+                            "citations": [(c["source"], c["start"], c["end"]) for c in answer["citations"]]
+                            if answer else None})
+            history += [{"role": "user", "content": question},
+                        {"role": "assistant", "content": answer["text"] if answer else ""}]
     return results
 
 
@@ -126,20 +126,15 @@ def main() -> int:
         time.sleep(0.5)
     try:
         plans = conversations(args.clients, args.questions)
-        run_conversation(url, plans[0][:1])  # warm-up
-        reference = [run_conversation(url, plan) for plan in plans]  # one client, one request at a time
-        concurrent: list[list[dict]] = [[] for _ in plans]
+        asyncio.run(run_conversation(url, plans[0][:1]))  # warm-up
+        reference = [asyncio.run(run_conversation(url, plan)) for plan in plans]  # one client at a time
 
-        def worker(n: int) -> None:
-            concurrent[n] = run_conversation(url, plans[n])
+        async def everyone() -> list[list[dict]]:
+            return list(await asyncio.gather(*(run_conversation(url, plan) for plan in plans)))
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(len(plans))]
         server_cpu = _cpu_seconds(server.pid)
         started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        concurrent = asyncio.run(everyone())
         wall = time.perf_counter() - started
         server_cpu = _cpu_seconds(server.pid) - server_cpu
     finally:
