@@ -49,20 +49,20 @@ QUESTION_WORDS = frozenset(
 _PLURAL = re.compile(r"\b(quels|quelles|lesquels|lesquelles|what are|which are|list|liste[rz]?|enumere[rz]?|"
                      r"citez|nommez)\b")
 
-_MONTHS = ("janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
+MONTHS = ("janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
            "january february march april may june july august september october november december").split()
 _NUMBER_WORDS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt "
                  "trente quarante cinquante soixante cent cents mille million millions milliard milliards "
                  "dizaine dizaines centaine centaines douzaine moitie tiers quart "
                  "two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
                  "thousand million billion half").split()
-_DATE = re.compile(r"\b(\d{1,2}(er)? )?(" + "|".join(_MONTHS) + r")( \d{3,4})?\b|\b(1\d{3}|20\d{2})\b|\b[ivxlc]+e siecles?\b|\bsiecles?\b|"
+_DATE = re.compile(r"\b(\d{1,2}(er)? )?(" + "|".join(MONTHS) + r")( \d{3,4})?\b|\b(1\d{3}|20\d{2})\b|\b[ivxlc]+e siecles?\b|\bsiecles?\b|"
                    r"\b\d{1,4} (av|avant|apres|apr)\b|\b(en|vers|des|depuis|jusqu'en|in|since) \d{2,4}\b")
 _NUMBER = re.compile(r"\b\d+(?:[.,  ]\d+)*\b|\b(" + "|".join(_NUMBER_WORDS) + r")\b")
 _CAUSE = re.compile(r"\b(car|parce qu|parce que|puisque|en raison d|a cause d|grace a|afin d|afin que|pour que|"
                     r"du fait d|etant donne|c'est pourquoi|because|due to|owing to|so that|in order to)\b")
 _CONTACT = re.compile(r"@\w|\bhttps?://|\bwww\.|\+?\d[\d .-]{7,}\d")
-_COUNTED = re.compile(r"\b(?:combien d[e']|nombre d[e']|how many|number of)\s*(\w+)")
+COUNTED = re.compile(r"\b(?:combien d[e']|nombre d[e']|how many|number of)\s*(\w+)")
 _WORD = re.compile(r"\w+")
 
 
@@ -89,7 +89,7 @@ def profile_question(question: str) -> QuestionProfile:
         found.append((where.start(), "place"))
     if found:  # the earliest wh-phrase frames the question ("Qui ... en quelle année" asks who)
         answer_type = min(found)[1]
-    counted = _COUNTED.search(folded) if answer_type == "quantity" else None
+    counted = COUNTED.search(folded) if answer_type == "quantity" else None
     return QuestionProfile(language=guess_language(question), answer_type=answer_type,
                            wants_list=bool(_PLURAL.search(folded)), counted=counted.group(1) if counted else None)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 
-from .chunking import Sentence
+from .chunking import Sentence, enumerations
 from .embeddings import Embedder
 from .index import Index
 from .questions import QuestionProfile, is_framing, has_type, profile_question, token_spans, type_positions
@@ -182,7 +182,7 @@ class ExtractiveAnswerer:
                 lexical = self._coverage(query_stems, self._stems[position])
                 units.append(Unit((sentence,), combine(dense, lexical, heading, passage), passage))
             if profile.wants_list:  # a plural question may be answered by a whole enumeration
-                for items in _lists(sentences):
+                for items in enumerations(sentences):
                     stems = frozenset().union(self._heading_stems[chunk.id],
                                               *(self._stems[self.index.sentence_position[i.id]] for i in items))
                     alone = len(items) == len(chunk.sentences)  # then the passage vector is the list's
@@ -333,15 +333,6 @@ def reading_order(units: list[Unit]) -> list[Unit]:
 def extractive_pieces(units: list[Unit]) -> list[tuple[str, list[Unit]]]:
     """The units in reading order, each quoting itself."""
     return [(unit_text(unit), [unit]) for unit in reading_order(units)]
-
-
-def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
-    """The enumerations among a chunk's sentences (consecutive items of one paragraph)."""
-    groups: dict[int, list[Sentence]] = {}
-    for sentence in sentences:
-        if sentence.in_list:
-            groups.setdefault(sentence.paragraph, []).append(sentence)
-    return [tuple(items) for items in groups.values() if len(items) > 1]
 
 
 def _positions(stems: list[str | None], wanted: set[str] | frozenset[str]) -> list[int]:

@@ -253,3 +253,12 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
+
+
+def enumerations(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
+    """The enumerations among a chunk's sentences (consecutive items of one paragraph)."""
+    groups: dict[int, list[Sentence]] = {}
+    for sentence in sentences:
+        if sentence.in_list:
+            groups.setdefault(sentence.paragraph, []).append(sentence)
+    return [tuple(items) for items in groups.values() if len(items) > 1]

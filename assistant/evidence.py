@@ -26,7 +26,7 @@ import numpy as np
 
 from .answering import Unit
 from .calibration import Calibration
-from .chunking import Sentence
+from .chunking import Sentence, enumerations
 from .embeddings import Embedder
 from .errors import AssistantError
 from .index import Index
@@ -153,7 +153,7 @@ class EvidenceScorer:
             units += [(s,) for s in sentences]
             owners += [rank] * len(sentences)
             if profile.wants_list:  # a plural question may be answered by a whole enumeration
-                lists = _lists(sentences)
+                lists = enumerations(sentences)
                 units += lists
                 owners += [rank] * len(lists)
         if not units:
@@ -276,12 +276,3 @@ def _capitalised(text: str) -> list[str]:
     """Capitalised words that do not start the text: names, acronyms."""
     tokens = text.split()
     return [t.strip(".,;:!?()«»\"'’") for t in tokens[1:] if t[:1].isupper()]
-
-
-def _lists(sentences: tuple[Sentence, ...]) -> list[tuple[Sentence, ...]]:
-    """The enumerations among a chunk's sentences (consecutive items of one paragraph)."""
-    groups: dict[int, list[Sentence]] = {}
-    for sentence in sentences:
-        if sentence.in_list:
-            groups.setdefault(sentence.paragraph, []).append(sentence)
-    return [tuple(items) for items in groups.values() if len(items) > 1]

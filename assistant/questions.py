@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .answer_types import COUNTED, MONTHS as _MONTHS
 from .text import fold_accents, guess_language
 
 # Patterns run on the lower-cased, accent-folded question with ASCII apostrophes.
@@ -52,8 +53,6 @@ def _framing_stems() -> frozenset[str]:
 _PLURAL = re.compile(r"\b(quels|quelles|lesquels|lesquelles|what are|which are|list|liste[rz]?|enumere[rz]?|"
                      r"citez|nommez)\b")
 
-_MONTHS = ("janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre "
-           "january february march april may june july august september october november december").split()
 _NUMBER_WORDS = ("deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize vingt "
                  "trente quarante cinquante soixante cent cents mille million millions milliard milliards "
                  "dizaine dizaines centaine centaines douzaine "
@@ -65,7 +64,6 @@ _DURATION = re.compile(r"(\b\d+|\b(" + "|".join(_NUMBER_WORDS) + r"|un|une|one|a
                        r"decennies?|siecles?|years?|months?|weeks?|days?|decades?)\b")
 _MONEY = re.compile(r"(€|\$|\beuros?\b|\bdollars?\b|\bfcfa\b|\bfrancs?\b|\bchf\b|\busd\b|\beur\b)")
 _CONTACT = re.compile(r"@|\bhttps?://|\bwww\.|\+?\d[\d .-]{7,}\d")
-_QUANTITY_NOUN = re.compile(r"\b(?:combien d[e']|nombre d[e']|how many|number of)\s*(\w+)")
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def profile_question(question: str, focus_words: int = 3) -> QuestionProfile:
         if match:
             answer_type = name
             break
-    counted = _QUANTITY_NOUN.search(plain) if answer_type == "quantity" else None
+    counted = COUNTED.search(plain) if answer_type == "quantity" else None
     focus = ()
     if match:
         # Proper names in the question are context ("le siège d'Interpeace"): the name asked for
