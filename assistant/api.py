@@ -16,6 +16,7 @@ from .config import Settings, load_settings
 from .embeddings import Embedder
 from .index import Index, ensure_index, stale_reasons
 from .retrieval import Passage, Retriever
+from .text import require_utf8
 
 log = logging.getLogger("assistant")
 ENGINES = ("extractive", "llm", "openai")
@@ -60,7 +61,7 @@ class Assistant:
             from .evidence import EvidenceScorer
 
             scorer = EvidenceScorer(index, embedder, Calibration.load(settings.calibration or None))
-            answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)
+            answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)  # one sentence (issue 10)
         else:
             answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
                                           max_sentences=settings.max_answer_sentences,
@@ -130,7 +131,7 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("La question est vide : écrivez une question.")
-        _check_text(question, "La question")
+        require_utf8(question, "La question")
         notices = []
         limit = self.settings.max_question_chars
         if len(question) > limit:
@@ -157,15 +158,6 @@ def _check_k(k: Any, default: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k doit être un entier positif (reçu {k!r}).")
     return k
-
-
-def _check_text(text: str, what: str) -> None:
-    """Text that cannot be written as UTF-8 (a lone surrogate, undecodable bytes) is refused clearly."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"{what} contient un caractère invalide (position {exc.start}) : "
-                         "retapez-la (texte UTF-8 attendu).") from None
 
 
 def _ms(start: float, end: float) -> float:

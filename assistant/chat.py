@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from .text import content_stems, fold_accents, function_words, words
+from .text import content_stems, fold_accents, function_words, require_utf8, words
 
 ROLES = ("user", "assistant")
 _CONNECTOR = re.compile(r"^\s*(et|and|mais|but|puis|also|ou|or|alors|so|what about|how about)\b", re.IGNORECASE)
@@ -50,10 +50,7 @@ def validate_history(history: Any) -> list[dict[str, str]]:
         text = _text_of(entry.get("content"))
         if text is None:
             raise ValueError(f"history[{i}] : 'content' doit être du texte.")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"history[{i}] : 'content' contient un caractère invalide (position {exc.start}).") from None
+        require_utf8(text, f"history[{i}] : 'content'")
         clean.append({"role": role, "content": text})
     return clean
 

@@ -106,3 +106,13 @@ def guess_language(text: str) -> str:
     """'en' or 'fr' (the corpus language wins ties): enough to pick the abstention sentence."""
     evidence = language_evidence(text)
     return "en" if evidence["en"] > evidence["fr"] else "fr"
+
+
+def require_utf8(text: str, what: str) -> None:
+    """ValueError when ``text`` cannot be written as UTF-8 (a lone surrogate: undecodable bytes on a
+    command line, a broken client): one clear sentence instead of a tokenizer traceback later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} contient un caractère invalide (position {exc.start}) : "
+                         "texte UTF-8 attendu.") from None

@@ -5,9 +5,10 @@
 Serves the real app (`assistant serve`, its own process) on a loopback port, then:
 1. one client asks every conversation alone, one request at a time (the reference answers and the
    single-client latency);
-2. ``--clients`` web clients (each its own HTTP connection to Gradio's plain HTTP API, all driven
-   by one asyncio loop) ask their conversation at the same time:
-   ``--questions`` questions each, every one with that client's own history so far.
+2. on a second, fresh server (both phases start with a cold query cache), ``--clients`` web
+   clients (each its own HTTP connection to Gradio's plain HTTP API, all driven by one asyncio
+   loop) ask their conversations at the same time: ``--questions`` questions each, every one with
+   that client's own history so far.
 Every concurrent answer must equal the single client's answer to the same question and history.
 Prints errors, mismatches, p50 / p95 for both runs and the ratio; exits 1 when an answer differs or
 a request fails. Traffic goes to 127.0.0.1 only, and the run is bounded (clients x questions).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -24,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,6 +95,34 @@ async def run_conversation(url: str, questions: list[str]) -> list[dict]:
     return results
 
 
+@contextlib.contextmanager
+def served() -> Iterator[tuple[str, int]]:
+    """``assistant serve`` in its own process on a free loopback port, until the block ends."""
+    import subprocess
+
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while True:  # wait until it answers
+            try:
+                if httpx.get(url + "config", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit("the server did not start")
+            time.sleep(0.5)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc), to tell the server's cost from the clients'."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -104,42 +135,24 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "data" / "loadtest.json"))
     args = parser.parse_args()
+    settings = Assistant.load().settings  # builds the index if needed, before any server starts
+    plans = conversations(args.clients, args.questions)
 
-    import subprocess
-
-    import httpx
-
-    settings = Assistant.load().settings  # builds the index if needed, before the server starts
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    server = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while True:  # wait until it answers
-        try:
-            if httpx.get(url + "config", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.time() > deadline:
-            raise SystemExit("the server did not start")
-        time.sleep(0.5)
-    try:
-        plans = conversations(args.clients, args.questions)
-        asyncio.run(run_conversation(url, plans[0][:1]))  # warm-up
+    # Each phase gets a fresh server: both start with a cold query cache, as real, distinct users do.
+    with served() as (url, _):
+        asyncio.run(run_conversation(url, ["Bonjour ?"]))  # first-call costs (thread pools, lazy imports)
         reference = [asyncio.run(run_conversation(url, plan)) for plan in plans]  # one client at a time
 
-        async def everyone() -> list[list[dict]]:
-            return list(await asyncio.gather(*(run_conversation(url, plan) for plan in plans)))
+    async def everyone(url: str) -> list[list[dict]]:
+        return list(await asyncio.gather(*(run_conversation(url, plan) for plan in plans)))
 
-        server_cpu = _cpu_seconds(server.pid)
+    with served() as (url, pid):
+        asyncio.run(run_conversation(url, ["Bonjour ?"]))
+        server_cpu = _cpu_seconds(pid)
         started = time.perf_counter()
-        concurrent = asyncio.run(everyone())
+        concurrent = asyncio.run(everyone(url))
         wall = time.perf_counter() - started
-        server_cpu = _cpu_seconds(server.pid) - server_cpu
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server_cpu = _cpu_seconds(pid) - server_cpu
 
     single = [r["latency_ms"] for conv in reference for r in conv]
     many = [r["latency_ms"] for conv in concurrent for r in conv]
