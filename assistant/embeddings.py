@@ -15,7 +15,9 @@ import shutil
 import struct
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -298,6 +300,7 @@ class Embedder:
         self._query_cache: dict[str, np.ndarray] = {}
         # The fast tokenizer is not re-entrant ("Already borrowed" under concurrent calls): one encode at a time.
         self._encode_lock = threading.Lock()
+        self._batcher = QueryBatcher(self.embed_queries)
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length)
         self.dimension = int(self.model.get_embedding_dimension()
@@ -308,12 +311,13 @@ class Embedder:
         return self._encode(texts, self.query_prompt)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One query's vector, cached: retrieval and the answer engine both need it."""
+        """One query's vector, cached: retrieval and the answer engine both need it. Queries that
+        arrive together (concurrent requests) are encoded in one batch."""
         vector = self._query_cache.get(text)
         if vector is None:
             if len(self._query_cache) >= 1024:
                 self._query_cache.clear()
-            vector = self._query_cache[text] = self.embed_queries([text])[0]
+            vector = self._query_cache[text] = self._batcher.embed(text)
         return vector
 
     def embed_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
@@ -330,6 +334,48 @@ class Embedder:
         full = (self.passage_prompt if prompt is None else prompt) + text
         with self._encode_lock:
             return len(self.tokenizer(full, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+
+
+class QueryBatcher:
+    """Encodes the queries of concurrent requests together: one model call for the batch costs far
+    less than one call each, and a request no longer waits behind every other one's encoding.
+
+    A caller with nobody encoding becomes the worker: it encodes everything waiting (its own query
+    first in line), hands each caller its vector, and repeats while queries keep arriving."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 32) -> None:
+        self.encode, self.max_batch = encode, max_batch
+        self._pending: list[tuple[str, Future]] = []
+        self._lock = threading.Lock()
+        self._working = False
+
+    def embed(self, text: str) -> np.ndarray:
+        mine: Future = Future()
+        with self._lock:
+            self._pending.append((text, mine))
+            if self._working:
+                lead = False
+            else:
+                self._working = lead = True
+        if lead:
+            self._work()
+        return mine.result()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                if not batch:
+                    self._working = False
+                    return
+            try:
+                vectors = self.encode([text for text, _ in batch])
+            except BaseException as exc:  # every waiting caller gets the error, none hangs
+                for _, future in batch:
+                    future.set_exception(exc)
+            else:
+                for (_, future), vector in zip(batch, vectors):
+                    future.set_result(vector)
 
 
 def _folder_fingerprint(model: str) -> str:

@@ -84,3 +84,47 @@ def test_any_sentence_transformers_folder_can_replace_the_model(settings, embedd
     assert other.model_id == str(folder) and other.checksum != embedder.checksum
     vector = other.embed_queries(["Qui préside la médiation ?"])[0]
     assert np.isclose(float(vector @ embedder.embed_queries(["Qui préside la médiation ?"])[0]), 1.0, atol=1e-5)
+
+
+def test_concurrent_queries_are_batched_and_match_one_by_one(embedder):
+    """Queries arriving together share model calls and get the vectors they would get alone."""
+    import threading
+
+    from assistant.embeddings import QueryBatcher
+
+    questions = [f"Question numéro {n} sur la médiation au Mali ?" for n in range(12)]
+    alone = {q: embedder.embed_queries([q])[0] for q in questions}
+    calls = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return embedder.embed_queries(texts)
+
+    batcher, results = QueryBatcher(encode), {}
+    barrier = threading.Barrier(len(questions))
+
+    def ask(question):
+        barrier.wait()
+        results[question] = batcher.embed(question)
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(calls) == len(questions) and len(calls) < len(questions), calls
+    for question in questions:
+        assert float(results[question] @ alone[question]) > 0.9999
+
+
+def test_a_failing_batch_fails_every_waiting_caller():
+    from assistant.embeddings import QueryBatcher
+
+    def broken(texts):
+        raise RuntimeError("modèle indisponible")
+
+    batcher = QueryBatcher(broken)
+    with pytest.raises(RuntimeError, match="indisponible"):
+        batcher.embed("question")
+    with pytest.raises(RuntimeError, match="indisponible"):  # the batcher is not left stuck
+        batcher.embed("encore")
