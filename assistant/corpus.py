@@ -23,6 +23,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md")
 # Text where more than this share of characters are control or unassigned code points is binary
 # data that happens to decode, not a document.
 MAX_UNPRINTABLE_SHARE = 0.1
+DEFAULT_MAX_BYTES = 50_000_000
 MANIFEST = "manifest.toml"
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 
@@ -81,54 +82,102 @@ def _front_matter(text: str) -> tuple[dict, int]:
     return meta, match.end()
 
 
-def load_corpus(corpus_dir: str | Path) -> list[Document]:
-    """Every supported file of the folder, sorted by name; clear errors for unusable input."""
+@dataclass(frozen=True)
+class Failure:
+    """A file of the corpus that could not be read as a document, and why (in French, for the user)."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_corpus(corpus_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[Document], list[Failure]]:
+    """Every supported file under the folder (sub-folders included), sorted by path, and the files
+    left out with their reason: one unreadable file never stops the others. Only a missing or
+    unreadable folder, a broken manifest, or a folder with no usable document is an error."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise AssistantError(f"Dossier du corpus introuvable : {corpus_dir}. Indiquez-le avec --corpus.")
     manifest = _read_manifest(corpus_dir)
+    root = corpus_dir.resolve()
     try:
-        paths = sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+        paths = sorted(p for p in corpus_dir.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts))
     except PermissionError as exc:
         raise AssistantError(f"Dossier du corpus illisible : {corpus_dir} (droits d'accès).") from exc
-    root = corpus_dir.resolve()
-    outside = [p for p in paths if not p.resolve().is_relative_to(root)]
-    for path in outside:  # nothing outside the corpus folder is ever read
-        log.warning("%s ignoré : c'est un lien vers un fichier hors du dossier du corpus.", path)
-    paths = [p for p in paths if p not in outside]
-    if not paths:
-        raise AssistantError(
-            f"Le corpus {corpus_dir} ne contient aucun document (.txt ou .md) : ajoutez-en au moins un."
-        )
-    documents = []
+    documents, failures = [], []
     for path in paths:
+        source = path.relative_to(corpus_dir).as_posix()
+        if not path.resolve().is_relative_to(root):  # nothing outside the corpus folder is ever read
+            failures.append(Failure(source, "lien vers un fichier hors du dossier du corpus (non suivi)"))
+            continue
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise AssistantError(f"Impossible de lire {path} : {exc.strerror}.") from exc
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise AssistantError(
-                f"{path} n'est pas encodé en UTF-8 (octet {exc.start}) : convertissez-le en UTF-8."
-            ) from exc
-        if _unprintable_share(text) > MAX_UNPRINTABLE_SHARE:
-            raise AssistantError(f"{path} n'est pas du texte (caractères de contrôle ou binaires) : "
-                                 "retirez-le du corpus ou convertissez-le en texte.")
-        meta, body_start = _front_matter(text)
-        meta = {**manifest.get(path.name, {}), **meta}
-        if not text[body_start:].strip():
-            raise AssistantError(f"{path} est vide : ajoutez du texte ou retirez le fichier du corpus.")
-        documents.append(Document(
-            id=str(meta.get("id") or path.stem),
-            title=str(meta.get("title") or path.stem.replace("-", " ").replace("_", " ").strip()),
-            source=path.name,
-            text=text,
-            body_start=body_start,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            metadata={k: v for k, v in meta.items() if k not in {"id", "title"}},
-        ))
-    return documents
+            document = _read_document(path, source, manifest, max_bytes)
+        except _Unusable as exc:
+            failures.append(Failure(source, str(exc)))
+            continue
+        documents.append(document)
+    for failure in failures:
+        log.warning("%s laissé de côté : %s.", failure.source, failure.reason)
+    if not documents:
+        detail = f" ({len(failures)} fichier(s) illisible(s) : {failures[0].source}, {failures[0].reason})" if failures else ""
+        raise AssistantError(
+            f"Le corpus {corpus_dir} ne contient aucun document utilisable (.txt ou .md){detail} : ajoutez-en au moins un."
+        )
+    return documents, failures
+
+
+def load_corpus(corpus_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Document]:
+    """The readable documents of the folder (files left out are logged with their reason)."""
+    return read_corpus(corpus_dir, max_bytes)[0]
+
+
+class _Unusable(Exception):
+    """A file that is not a usable document; the message is the reason shown to the user."""
+
+
+def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes: int) -> Document:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _Unusable(f"trop volumineux ({size / 1e6:.1f} Mo, limite {max_bytes / 1e6:.0f} Mo : réglage max_document_bytes)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _Unusable(f"illisible ({exc.strerror})") from exc
+    text = _decode(raw)
+    if text is None:
+        raise _Unusable("ni UTF-8 ni Windows-1252 : convertissez-le en UTF-8")
+    if _unprintable_share(text) > MAX_UNPRINTABLE_SHARE:
+        raise _Unusable("pas du texte (caractères de contrôle ou binaires)")
+    meta, body_start = _front_matter(text)
+    meta = {**manifest.get(source, manifest.get(path.name, {})), **meta}
+    if not text[body_start:].strip():
+        raise _Unusable("vide")
+    stem = Path(source).with_suffix("").as_posix()
+    return Document(
+        id=str(meta.get("id") or stem),
+        title=str(meta.get("title") or path.stem.replace("-", " ").replace("_", " ").strip()),
+        source=source,
+        text=text,
+        body_start=body_start,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        metadata={k: v for k, v in meta.items() if k not in {"id", "title"}},
+    )
+
+
+def _decode(raw: bytes) -> str | None:
+    """UTF-8 (a byte-order mark is text, kept for exact offsets), else Windows-1252, the usual
+    encoding of French text files written on Windows; None when neither reads it."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
 
 
 def _unprintable_share(text: str) -> float:

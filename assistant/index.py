@@ -32,7 +32,7 @@ import numpy as np
 
 from .chunking import CHUNKER_VERSION, Chunk, Chunker, Sentence
 from .config import Settings
-from .corpus import Document, load_corpus
+from .corpus import Document, read_corpus
 from .embeddings import Embedder
 from .errors import AssistantError
 from .text import fold_accents, stopwords
@@ -341,15 +341,44 @@ def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder,
 def ensure_index(settings: Settings, embedder: Embedder, force: bool = False, show_progress: bool = False,
                  log: Callable[[str], None] | None = None) -> Index:
     """Load the index, building it when missing, stale (corpus, model, chunking) or forced."""
+    return update_index(settings, embedder, force, show_progress, log)[0]
+
+
+def update_index(settings: Settings, embedder: Embedder, force: bool = False, show_progress: bool = False,
+                 log: Callable[[str], None] | None = None) -> tuple[Index, dict[str, Any]]:
+    """``ensure_index``, and what it did: ``documents``, ``added``, ``updated``, ``removed``,
+    ``unchanged`` (lists of ``source``), ``failed`` (``{"source", "reason"}``: files left out),
+    ``chunks_embedded``, ``seconds``."""
+    started = time.perf_counter()
     log = log or (lambda message: print(message, file=sys.stderr))
     index_dir = Path(settings.index_dir)
-    documents = load_corpus(settings.corpus_dir)
+    documents, failures = read_corpus(settings.corpus_dir, settings.max_document_bytes)
     manifest = None if force else read_manifest(index_dir)
-    if manifest is not None:
-        reasons = stale_reasons(manifest, settings, embedder, documents)
-        if not reasons:
-            return load_index(index_dir, embedder)
-        log(f"Index périmé ({', '.join(reasons)} modifié) : reconstruction…")
-    elif not force:
-        log(f"Aucun index dans {index_dir} : construction…")
-    return IndexBuilder(settings, embedder, log).build(documents, index_dir, show_progress)
+    built = True
+    if manifest is not None and not stale_reasons(manifest, settings, embedder, documents):
+        index, built = load_index(index_dir, embedder), False
+    else:
+        if manifest is not None:
+            log(f"Index périmé ({', '.join(stale_reasons(manifest, settings, embedder, documents))} modifié) : "
+                "reconstruction…")
+        elif not force:
+            log(f"Aucun index dans {index_dir} : construction…")
+        if force:
+            try:
+                manifest = read_manifest(index_dir)
+            except AssistantError:  # a corrupt index being rebuilt: everything counts as added
+                manifest = None
+        index = IndexBuilder(settings, embedder, log).build(documents, index_dir, show_progress)
+    before = (manifest or {}).get("corpus", {}) or {}
+    now = {d.source: d.sha256 for d in documents}
+    summary = {
+        "documents": len(documents),
+        "added": sorted(s for s in now if s not in before),
+        "updated": sorted(s for s in now if s in before and before[s] != now[s]),
+        "removed": sorted(s for s in before if s not in now),
+        "unchanged": sorted(s for s in now if before.get(s) == now[s]),
+        "failed": [f.to_dict() for f in failures],
+        "chunks_embedded": len(index.chunks) if built else 0,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return index, summary

@@ -92,3 +92,11 @@ def test_chat_goes_on_after_a_line_that_is_not_utf8(where, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "caractère invalide" in captured.err and "pas du texte UTF-8" in captured.err
     assert "15 août 2022" in captured.out
+
+
+def test_index_json_is_one_object(where, capsys):
+    assert main(["index", "--json", *where]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["documents"] >= 1 and summary["failed"] == [] and isinstance(summary["seconds"], float)
+    assert set(summary) == {"documents", "added", "updated", "removed", "unchanged", "failed", "chunks_embedded",
+                            "seconds"}

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from assistant.corpus import load_corpus
+from assistant.corpus import load_corpus, read_corpus
 from assistant.errors import AssistantError
 
 
@@ -23,22 +23,38 @@ def test_front_matter_is_metadata_and_offsets_stay_in_the_file(tmp_path):
     assert doc.text == text and doc.text[doc.body_start:].startswith("Contexte")
 
 
-def test_non_utf8_file_is_named(tmp_path):
+def test_windows_1252_file_is_read_and_unreadable_files_are_left_out_with_a_reason(tmp_path):
     (tmp_path / "ok.txt").write_text("Texte valide.", encoding="utf-8")
-    (tmp_path / "latin.txt").write_bytes("Sécurité".encode("latin-1"))
-    with pytest.raises(AssistantError, match=r"latin\.txt.*UTF-8"):
-        load_corpus(tmp_path)
-
-
-def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "windows.txt").write_bytes("Sécurité et dialogue « inclusif ».".encode("cp1252"))
     (tmp_path / "vide.txt").write_text("  \n\n", encoding="utf-8")
-    with pytest.raises(AssistantError, match=r"vide\.txt est vide"):
-        load_corpus(tmp_path)
+    (tmp_path / "binaire.txt").write_bytes(b"\x81\x8d\x8f\x90\x9d" * 50)  # bytes Windows-1252 lacks
+    documents, failures = read_corpus(tmp_path)
+    assert [d.source for d in documents] == ["ok.txt", "windows.txt"]
+    assert documents[1].text == "Sécurité et dialogue « inclusif »."
+    reasons = {f.source: f.reason for f in failures}
+    assert reasons["vide.txt"] == "vide" and "UTF-8" in reasons["binaire.txt"]
+    assert load_corpus(tmp_path) == documents
+
+
+def test_sub_folders_are_read_and_a_size_limit_applies(tmp_path):
+    (tmp_path / "rapports" / "2023").mkdir(parents=True)
+    (tmp_path / "rapports" / "2023" / "note.md").write_text("# Titre\n\nUne note.", encoding="utf-8")
+    (tmp_path / "rapports" / "note.md").write_text("Une autre note.", encoding="utf-8")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "brouillon.txt").write_text("Caché.", encoding="utf-8")
+    (tmp_path / "gros.txt").write_text("x " * 600, encoding="utf-8")
+    documents, failures = read_corpus(tmp_path, max_bytes=1000)
+    assert [d.source for d in documents] == ["rapports/2023/note.md", "rapports/note.md"]
+    assert len({d.id for d in documents}) == 2, "same file name in two folders: two documents"
+    assert [f.source for f in failures] == ["gros.txt"] and "trop volumineux" in failures[0].reason
 
 
 def test_empty_and_missing_corpus(tmp_path):
     (tmp_path / "notes.pdf").write_bytes(b"%PDF")
     with pytest.raises(AssistantError, match="aucun document"):
+        load_corpus(tmp_path)
+    (tmp_path / "vide.txt").write_text("", encoding="utf-8")
+    with pytest.raises(AssistantError, match=r"aucun document.*vide\.txt, vide"):
         load_corpus(tmp_path)
     with pytest.raises(AssistantError, match="introuvable"):
         load_corpus(tmp_path / "absent")
@@ -53,16 +69,19 @@ def test_symlink_out_of_the_corpus_is_never_read(tmp_path):
     (corpus / "passwd.txt").symlink_to("/etc/passwd")
     inside = corpus / "alias.txt"
     inside.symlink_to(corpus / "note.txt")  # a link that stays inside is fine
-    documents = load_corpus(corpus)
+    documents, failures = read_corpus(corpus)
     assert sorted(d.source for d in documents) == ["alias.txt", "note.txt"]
     assert all("hunter2" not in d.text and "root:" not in d.text for d in documents)
+    assert sorted(f.source for f in failures) == ["fuite.txt", "passwd.txt"]
+    assert all("hors du dossier" in f.reason for f in failures)
 
 
 def test_control_bytes_are_not_a_document(tmp_path):
     (tmp_path / "ok.txt").write_text("Texte valide.", encoding="utf-8")
     (tmp_path / "binaire.txt").write_text("\x00\x1b\x07" * 200 + "abc", encoding="utf-8")
-    with pytest.raises(AssistantError, match=r"binaire\.txt n'est pas du texte"):
-        load_corpus(tmp_path)
+    documents, failures = read_corpus(tmp_path)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert failures[0].source == "binaire.txt" and "pas du texte" in failures[0].reason
 
 
 @pytest.mark.parametrize("manifest, key", [

@@ -147,3 +147,26 @@ def test_index_files_of_the_wrong_shape_are_corrupt_not_ready(tmp_path, corpus_c
         ensure_index(settings, embedder, log=lambda m: None)
     rebuilt = ensure_index(settings, embedder, force=True, log=lambda m: None)  # --force repairs it
     assert Retriever(rebuilt, embedder).retrieve("médiation internationale", 2)
+
+
+def test_update_reports_what_changed_and_what_was_left_out(tmp_path, corpus_copy, embedder):
+    from assistant.index import update_index
+
+    settings = _settings(corpus_copy, tmp_path / "index")
+    _, first = update_index(settings, embedder, log=lambda m: None)
+    assert first["added"] == ["interpeace-mali-programme.txt"] and first["chunks_embedded"] > 0
+    _, again = update_index(settings, embedder, log=lambda m: None)
+    assert again["unchanged"] == ["interpeace-mali-programme.txt"] and again["chunks_embedded"] == 0
+    (corpus_copy / "notes").mkdir()
+    (corpus_copy / "notes" / "terrain.md").write_text("# Mopti\n\nUne réunion s'est tenue à Mopti en mars 2024.",
+                                                     encoding="utf-8")
+    (corpus_copy / "notes" / "casse.txt").write_bytes(b"\x81\x8d\x8f" * 40)
+    index, changed = update_index(settings, embedder, log=lambda m: None)
+    assert changed["added"] == ["notes/terrain.md"] and changed["unchanged"] == ["interpeace-mali-programme.txt"]
+    assert changed["failed"] == [{"source": "notes/casse.txt", "reason": changed["failed"][0]["reason"]}]
+    assert changed["documents"] == 2 and changed["chunks_embedded"] == len(index.chunks)
+    assert set(changed) == {"documents", "added", "updated", "removed", "unchanged", "failed", "chunks_embedded",
+                            "seconds"}
+    (corpus_copy / "notes" / "terrain.md").unlink()
+    _, removed = update_index(settings, embedder, log=lambda m: None)
+    assert removed["removed"] == ["notes/terrain.md"]
