@@ -10,6 +10,7 @@ retrieved sentence does, or the best one is too weak, the engine abstains.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import time
@@ -151,7 +152,8 @@ class ExtractiveAnswerer:
         self._unknown_idf = math.log(1 + n / 0.5)
         # Words in most sentences (the country, the organisation) locate nothing.
         self._common = frozenset(t for t, df in frequency.items() if df / n > 0.3)
-        self._vocabulary = frozenset(frequency).union(*self._heading_stems.values())
+        self._vocabulary = _Vocabulary(frozenset(frequency).union(*self._heading_stems.values()))
+        self._sentence_vocabulary = _Vocabulary(frozenset(frequency))
 
     # -- evidence -------------------------------------------------------------------------
     def _coverage(self, query_stems: frozenset[str], stems: frozenset[str]) -> float:
@@ -191,8 +193,8 @@ class ExtractiveAnswerer:
                     units.append(Unit(items, combine(dense, self._coverage(query_stems, stems), heading, passage),
                                       passage))
         units.sort(key=lambda unit: -unit.score)
-        shared = sum(1 for t in query_stems if not is_framing(t) and _positions([t], self._vocabulary))
-        known = frozenset(a for a in anchors if _positions([a], self._idf.keys()))
+        shared = sum(1 for t in query_stems if not is_framing(t) and self._vocabulary.knows(t))
+        known = frozenset(a for a in anchors if self._sentence_vocabulary.knows(a))
         return Evidence(question, query, profile, anchors, tuple(units), best_similarity, shared, known)
 
     # -- checks ---------------------------------------------------------------------------
@@ -333,6 +335,25 @@ def reading_order(units: list[Unit]) -> list[Unit]:
 def extractive_pieces(units: list[Unit]) -> list[tuple[str, list[Unit]]]:
     """The units in reading order, each quoting itself."""
     return [(unit_text(unit), [unit]) for unit in reading_order(units)]
+
+
+class _Vocabulary:
+    """The corpus's stems, asked the question ``_positions`` asks of a word (is it there, or does
+    one stem extend the other?) in time that does not grow with the corpus: a set look-up for the
+    stem and its prefixes, a binary search for longer stems that start with it."""
+
+    def __init__(self, stems: frozenset[str]) -> None:
+        self.stems, self.ordered = stems, sorted(stems)
+
+    def knows(self, stem: str) -> bool:
+        if stem in self.stems:
+            return True
+        if any(stem[:n] in self.stems for n in range(4, len(stem))):  # a known stem extended by this one
+            return True
+        if len(stem) < 4:
+            return False
+        at = bisect.bisect_left(self.ordered, stem)  # a known stem that extends this one
+        return at < len(self.ordered) and self.ordered[at].startswith(stem)
 
 
 def _positions(stems: list[str | None], wanted: set[str] | frozenset[str]) -> list[int]:

@@ -5,6 +5,7 @@ import re
 import warnings
 
 import pytest
+from hypothesis import given, strategies as st
 
 from assistant import Answer, Assistant
 from assistant.answering import ABSTENTION
@@ -173,3 +174,12 @@ def test_long_history_is_bounded(assistant):
     chain = [{"role": "user" if i % 2 == 0 else "assistant", "content": "Et ensuite " * 4000} for i in range(400)]
     answer = assistant.ask(question, history=chain)
     assert len(answer.query) <= 2 * limit and answer.query.startswith("Quand a-t-elle officiellement pris fin")
+
+
+@given(st.frozensets(st.text(alphabet="abcdeéfghi", min_size=1, max_size=8), max_size=60),
+       st.text(alphabet="abcdeéfghi", min_size=1, max_size=9))
+def test_vocabulary_lookup_matches_the_prefix_rule(stems, stem):
+    """The corpus vocabulary answers in time independent of its size, with the same rule as a scan."""
+    from assistant.answering import _Vocabulary, _positions
+
+    assert _Vocabulary(stems).knows(stem) == bool(_positions([stem], stems))
