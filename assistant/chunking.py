@@ -17,7 +17,7 @@ from typing import Callable
 from .corpus import Document
 
 # Bump when the splitting rules change: built indexes record it and are rebuilt.
-CHUNKER_VERSION = 4  # 4: long unpunctuated lines are prose, not list items
+CHUNKER_VERSION = 5  # 4: long unpunctuated lines are prose, not list items; 5: chunks carry their page
 _BLOCK = re.compile(r"[^\n]*\S[^\n]*(?:\n[^\n]*\S[^\n]*)*")  # consecutive non-blank lines
 _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _MD_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -55,6 +55,7 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[Sentence, ...]
+    page: int | None = None  # PDF: the page the chunk is on (chunks never cross a page)
 
     @property
     def context_header(self) -> str:
@@ -213,7 +214,8 @@ class Chunker:
             for n, piece in enumerate(pieces):
                 previous = groups[-1] if groups else None
                 same_kind = previous and previous[1][-1].in_list == para.is_list  # lists keep their own chunk
-                if n == 0 and previous and same_kind and previous[0] == para.section and \
+                same_page = previous and document.page_at(previous[1][0].start) == document.page_at(piece[0].start)
+                if n == 0 and previous and same_kind and same_page and previous[0] == para.section and \
                         self._tokens(header, text[previous[1][0].start:piece[-1].end]) <= self.target_tokens:
                     previous[1].extend(piece)  # small neighbouring paragraphs of a section share a chunk
                 else:
@@ -231,7 +233,8 @@ class Chunker:
             start, end = units[0].start, units[-1].end
             chunks.append(Chunk(id=chunk_id, document=document.id, title=document.title,
                                 source=document.source, section=section, paragraph=units[0].paragraph,
-                                start=start, end=end, text=text[start:end], sentences=sentences))
+                                start=start, end=end, text=text[start:end], sentences=sentences,
+                                page=document.page_at(start)))
         return chunks
 
 

@@ -103,7 +103,8 @@ def print_answer(answer: Any, as_json: bool = False) -> None:
     if answer.citations:
         print("\nSources :")
         for c in answer.citations:
-            print(f"[{c.number}] {_location(c)}  ({c.source}, caractères {c.start}-{c.end})")
+            page = f", p. {c.page}" if c.page else ""
+            print(f"[{c.number}] {_location(c)}  ({c.source}{page}, caractères {c.start}-{c.end})")
             print("    " + _marked(c))
 
 

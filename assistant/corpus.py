@@ -8,7 +8,9 @@ file. Offsets everywhere are into the file's full text, front matter included, s
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import io
 import logging
 import re
 import tomllib
@@ -19,7 +21,7 @@ from pathlib import Path
 from .errors import AssistantError
 
 log = logging.getLogger("assistant")
-SUPPORTED_SUFFIXES = (".txt", ".md")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf")
 # Text where more than this share of characters are control or unassigned code points is binary
 # data that happens to decode, not a document.
 MAX_UNPRINTABLE_SHARE = 0.1
@@ -37,6 +39,11 @@ class Document:
     body_start: int  # where the content starts (after any front matter)
     sha256: str
     metadata: dict = field(default_factory=dict)
+    pages: tuple[int, ...] = ()  # PDF: where each page starts in ``text`` (page n at pages[n - 1])
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding ``offset`` (None for documents without pages)."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -146,7 +153,11 @@ def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes
         raw = path.read_bytes()
     except OSError as exc:
         raise _Unusable(f"illisible ({exc.strerror})") from exc
-    text = _decode(raw)
+    pages: tuple[int, ...] = ()
+    if path.suffix.lower() == ".pdf":
+        text, pages = _pdf_text(raw)
+    else:
+        text = _decode(raw)
     if text is None:
         raise _Unusable("ni UTF-8 ni Windows-1252 : convertissez-le en UTF-8")
     if _unprintable_share(text) > MAX_UNPRINTABLE_SHARE:
@@ -164,7 +175,44 @@ def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes
         body_start=body_start,
         sha256=hashlib.sha256(raw).hexdigest(),
         metadata={k: v for k, v in meta.items() if k not in {"id", "title"}},
+        pages=pages,
     )
+
+
+def _pdf_text(raw: bytes) -> tuple[str, tuple[int, ...]]:
+    """The text layer of a PDF (pypdf), page by page, with what print layout adds removed: running
+    headers and footers (a first or last line found on most pages, page numbers aside) and words
+    hyphenated at a line end. Pages are joined by a blank line; their start offsets are returned."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PyPdfError, ValueError, TypeError, KeyError, OSError) as exc:
+        raise _Unusable(f"PDF illisible ({type(exc).__name__})") from exc
+    if not any(page.strip() for page in pages):
+        raise _Unusable("PDF sans couche texte (une image scannée ?) : passez-le d'abord dans un logiciel d'OCR")
+    lines = [[line for line in page.splitlines()] for page in pages]
+
+    def shape(line: str) -> str:
+        return re.sub(r"\d+", "#", line.strip().casefold())
+
+    edges: dict[str, int] = {}
+    for page in lines:
+        content = [line for line in page if line.strip()]
+        for line in {shape(x) for x in content[:2] + content[-2:]}:
+            edges[line] = edges.get(line, 0) + 1
+    running = {line for line, count in edges.items() if line and len(pages) >= 3 and count >= 0.6 * len(pages)}
+    text, starts = "", []
+    for page in lines:
+        kept = "\n".join(line for line in page if shape(line) not in running).strip()
+        kept = re.sub(r"(?<=[a-zà-ÿ])-\n(?=[a-zà-ÿ])", "", kept)  # « dévelop-\npement » -> « développement »
+        if text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += kept
+    return text, tuple(starts)
 
 
 def _decode(raw: bytes) -> str | None:

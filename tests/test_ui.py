@@ -30,7 +30,7 @@ ABSENT = "Quel est le budget du programme ?"
 ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language", "engine", "timings",
                "retrieved", "notices", "spans", "markdown", "confidence"}
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
-                 "highlights", "quotes"}
+                 "highlights", "quotes", "page"}
 
 
 

@@ -94,6 +94,7 @@ def sources_html(citations: Iterable[dict]) -> str:
             f'<div class="ia-source-head"><span class="ia-marker">[{int(c["number"])}]</span> '
             f'<span class="ia-doc">{esc(c.get("title", ""))}</span>'
             + (f' › <span class="ia-section">{esc(c["section"])}</span>' if c.get("section") else "")
+            + (f' <span class="ia-page">p. {int(c["page"])}</span>' if c.get("page") else "")
             + f'</div><blockquote class="ia-quote">{quoted}</blockquote>'
             f'<details class="ia-context"><summary>Voir le paragraphe entier</summary>'
             f'<p class="ia-passage">{marked_passage(c)}</p>'
