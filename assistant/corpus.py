@@ -1,9 +1,10 @@
-"""Reading the source documents (``.txt`` and ``.md``) and their metadata.
+"""Reading the source documents (``.txt``, ``.md``, ``.pdf``, ``.docx``, in sub-folders) and their metadata.
 
 Metadata comes from ``manifest.toml`` in the corpus folder (one ``[files."name.txt"]`` table per
 file) or from a front-matter block (``---`` / ``key: value`` lines / ``---``) at the top of the
-file. Offsets everywhere are into the file's full text, front matter included, so that
-``document.text[start:end]`` is always what a citation shows.
+file. Offsets everywhere are into the document's text (a text file's whole content, front matter
+included; a PDF's or Word document's extracted text), so that ``document.text[start:end]`` is
+always what a citation shows. A file that cannot be a document is left out with its reason.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from .errors import AssistantError
 
 log = logging.getLogger("assistant")
-SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx")
 # Text where more than this share of characters are control or unassigned code points is binary
 # data that happens to decode, not a document.
 MAX_UNPRINTABLE_SHARE = 0.1
@@ -131,7 +132,8 @@ def read_corpus(corpus_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> t
     if not documents:
         detail = f" ({len(failures)} fichier(s) illisible(s) : {failures[0].source}, {failures[0].reason})" if failures else ""
         raise AssistantError(
-            f"Le corpus {corpus_dir} ne contient aucun document utilisable (.txt ou .md){detail} : ajoutez-en au moins un."
+            f"Le corpus {corpus_dir} ne contient aucun document utilisable ({', '.join(SUPPORTED_SUFFIXES)}){detail} : "
+            "ajoutez-en au moins un."
         )
     return documents, failures
 
@@ -156,6 +158,8 @@ def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes
     pages: tuple[int, ...] = ()
     if path.suffix.lower() == ".pdf":
         text, pages = _pdf_text(raw)
+    elif path.suffix.lower() == ".docx":
+        text = _docx_text(raw)
     else:
         text = _decode(raw)
     if text is None:
@@ -184,12 +188,11 @@ def _pdf_text(raw: bytes) -> tuple[str, tuple[int, ...]]:
     headers and footers (a first or last line found on most pages, page numbers aside) and words
     hyphenated at a line end. Pages are joined by a blank line; their start offsets are returned."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(raw))
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PyPdfError, ValueError, TypeError, KeyError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a parser fed any bytes may fail any way: the file is unreadable
         raise _Unusable(f"PDF illisible ({type(exc).__name__})") from exc
     if not any(page.strip() for page in pages):
         raise _Unusable("PDF sans couche texte (une image scannée ?) : passez-le d'abord dans un logiciel d'OCR")
@@ -213,6 +216,42 @@ def _pdf_text(raw: bytes) -> tuple[str, tuple[int, ...]]:
         starts.append(len(text))
         text += kept
     return text, tuple(starts)
+
+
+def _docx_text(raw: bytes) -> str:
+    """A Word document (python-docx) as Markdown-shaped text: headings from their styles (« Heading 2 »,
+    « Titre 2 ») become ``##`` lines, so sections come from the document's own structure; list
+    paragraphs become ``-`` items, tables one line per row; body order kept."""
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    try:
+        document = docx.Document(io.BytesIO(raw))
+        blocks: list[str] = []
+        for child in document.element.body.iterchildren():
+            if child.tag.endswith("}p"):
+                paragraph = Paragraph(child, document)
+                text = " ".join(paragraph.text.split())
+                if not text:
+                    continue
+                style = (paragraph.style.name if paragraph.style is not None else "") or ""
+                level = re.match(r"(?i)(heading|titre)\s*(\d)", style)
+                if level or style.casefold() in ("title", "titre"):
+                    blocks.append("#" * (int(level.group(2)) if level else 1) + " " + text)
+                elif "list" in style.casefold() or "liste" in style.casefold():
+                    if blocks and blocks[-1].startswith("- "):
+                        blocks[-1] += "\n- " + text  # consecutive items: one enumeration
+                    else:
+                        blocks.append("- " + text)
+                else:
+                    blocks.append(text)
+            elif child.tag.endswith("}tbl"):
+                rows = [" | ".join(" ".join(cell.text.split()) for cell in row.cells) for row in Table(child, document).rows]
+                blocks.append("\n".join(row for row in rows if row.strip(" |")))
+    except Exception as exc:  # noqa: BLE001 - a parser fed any bytes may fail any way: the file is unreadable
+        raise _Unusable(f"document Word illisible ({type(exc).__name__})") from exc
+    return "\n\n".join(block for block in blocks if block.strip())
 
 
 def _decode(raw: bytes) -> str | None:

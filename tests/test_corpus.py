@@ -50,7 +50,7 @@ def test_sub_folders_are_read_and_a_size_limit_applies(tmp_path):
 
 
 def test_empty_and_missing_corpus(tmp_path):
-    (tmp_path / "notes.docx").write_bytes(b"PK")  # not a supported format (yet)
+    (tmp_path / "notes.odt").write_bytes(b"PK")  # not a supported format (yet)
     with pytest.raises(AssistantError, match="aucun document"):
         load_corpus(tmp_path)
     (tmp_path / "vide.txt").write_text("", encoding="utf-8")
@@ -98,7 +98,7 @@ def test_manifest_of_the_wrong_shape_names_the_key(tmp_path, manifest, key):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(["a.txt", "b.md", "manifest.toml", "c.TXT", "d.pdf"]),
+@given(st.dictionaries(st.sampled_from(["a.txt", "b.md", "manifest.toml", "c.TXT", "d.pdf", "e.docx"]),
                        st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8"))),
                        max_size=4))
 def test_any_folder_loads_or_is_one_clear_error(tmp_path_factory, files):

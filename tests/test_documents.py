@@ -73,3 +73,33 @@ def test_answer_from_page_two_cites_page_two(library, tmp_path):
     assert all(p.page for p in answer.retrieved if p.source == "rapport.pdf")
     other = assistant.ask("Que dit la note de terrain sur Mopti ?")
     assert other.citations and other.citations[0].page is None
+
+
+def _docx(path):
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Note de mission", level=1)
+    document.add_paragraph("Cette note résume la mission conduite dans la région de Mopti.")
+    document.add_heading("Partenaires rencontrés", level=2)
+    document.add_paragraph("La mission a rencontré l'association Jeunesse et Paix de Sévaré le 4 avril 2024.")
+    for item in ("les chefs de village", "les associations de femmes", "les autorités communales"):
+        document.add_paragraph(item, style="List Bullet")
+    document.add_heading("Suites", level=2)
+    document.add_paragraph("Un atelier de restitution aura lieu en juin.")
+    document.save(str(path))
+
+
+def test_word_document_answers_cite_their_heading(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _docx(corpus / "mission.docx")
+    (corpus / "abime.docx").write_bytes(b"PK\x03\x04 pas un vrai docx")
+    documents, failures = read_corpus(corpus)
+    [mission] = documents
+    assert "## Partenaires rencontrés" in mission.text and "- les chefs de village\n- les associations" in mission.text
+    assert [f.source for f in failures] == ["abime.docx"] and "Word illisible" in failures[0].reason
+    settings = load_settings(env={}, corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    answer = Assistant.load(settings=settings).ask("Quelle association la mission a-t-elle rencontrée à Sévaré ?")
+    assert not answer.abstained and "Jeunesse et Paix" in answer.text
+    assert answer.citations[0].section == "Partenaires rencontrés" and answer.citations[0].page is None
