@@ -18,7 +18,6 @@ corpus (stems, IDF, facts of each sentence) is computed once at load time.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -30,11 +29,11 @@ from .chunking import Sentence, enumerations
 from .embeddings import Embedder
 from .errors import AssistantError
 from .index import Index
-from .answer_types import (ANSWER_TYPES, QUESTION_WORDS, QuestionProfile, new_facts, plain, profile_question,
+from .answer_types import (ANSWER_TYPES, QUESTION_WORDS, QuestionProfile, new_facts, profile_question,
                         question_words, sentence_facts)
 from .retrieval import Passage
 from .safety import is_instruction
-from .text import token_stems
+from .text import token_stems, words
 
 FEATURES: tuple[str, ...] = (
     # The question, whatever the candidate.
@@ -105,7 +104,7 @@ class EvidenceScorer:
         self._tokens = [[] if s.id in self._instructions else token_stems(s.text) for s in index.sentences]
         self._stems = [frozenset(t for t in tokens if t) for tokens in self._tokens]
         self._facts = [sentence_facts(s.text) for s in index.sentences]
-        self._words = [frozenset(_WORD.findall(plain(s.text))) for s in index.sentences]
+        self._words = [question_words(s.text) for s in index.sentences]
         frequency: dict[str, int] = {}
         for stems in self._stems:
             for stem in stems:
@@ -126,16 +125,15 @@ class EvidenceScorer:
                  ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
         """The candidates of ``passages`` and their feature matrix (rows in FEATURES order)."""
         profile = profile_question(question)
-        query_tokens = [t for t, w in zip(token_stems(query), _WORD.findall(plain(query)))
-                        if t and w not in QUESTION_WORDS]
+        analysed = [(w, t) for w, t in zip(words(query), token_stems(query)) if t and w not in QUESTION_WORDS]
+        query_tokens = [t for _, t in analysed]
         weights = {t: self._idf.get(t, self._unknown_idf) for t in query_tokens}
-        surface = {w: self._idf.get(t, self._unknown_idf)
-                   for w, t in zip(_WORD.findall(plain(query)), token_stems(query)) if t and w not in QUESTION_WORDS}
+        surface = {w: self._idf.get(t, self._unknown_idf) for w, t in analysed}
         surface_total = sum(surface.values())
         pairs = list(zip(query_tokens, query_tokens[1:]))
         total = sum(weights.values())
         unknown = [t for t in weights if t not in self._vocabulary]
-        words = question_words(query)
+        asked = question_words(query)
         names = _capitalised(query)
         unknown_name = any(t not in self._vocabulary for n in names for t in token_stems(n) if t)
         vector = self.embedder.embed_query(query)
@@ -204,9 +202,10 @@ class EvidenceScorer:
             chunk = index.chunk_by_id[passage.chunk_id]
             first = unit[0]
             at = chunk.sentences.index(first)
-            neighbours = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]]
+            window = chunk.sentences[max(0, at - 1):at + len(unit) + 1]  # the unit and a sentence either side
+            neighbours = [index.sentence_position[s.id] for s in window]
             stems = frozenset().union(*(self._stems[p] for p in ps))
-            facts = [new_facts(self._facts[p], words) for p in ps]
+            facts = [new_facts(self._facts[p], asked) for p in ps]
             typed = sum(len(f.of(profile.answer_type)) for f in facts)
             tokens = self._tokens[ps[0]]
             anchors = [j for j, t in enumerate(tokens) if t and t in query_stems]
@@ -219,8 +218,7 @@ class EvidenceScorer:
             words_here = self._words[ps[0]] if len(ps) == 1 else frozenset().union(*(self._words[p] for p in ps))
             exact = sum(w for word, w in surface.items() if word in words_here) / surface_total if surface_total else 0.0
             bigrams = _bigram_share(pairs, [t for p in ps for t in self._tokens[p]])
-            around = [index.sentence_position[s.id] for s in chunk.sentences[max(0, at - 1):at + len(unit) + 1]
-                      if s not in unit]
+            around = [index.sentence_position[s.id] for s in window if s not in unit]
             neighbour = float((index.sentence_vectors[around] @ vector).max()) if around else 0.0
             counts = {kind: sum(f.count(kind) for f in facts) for kind in ("number", "name", "date")}
             length = sum(len(s.text) for s in unit)
@@ -255,9 +253,6 @@ class EvidenceScorer:
         by_id = {p.chunk_id: p for p in passages}
         return Evidence(question, query, profile, candidates, tuple(by_id[c] for c in ranked),
                         round(confidence, 6), self.calibration.threshold)
-
-
-_WORD = re.compile(r"\w+")
 
 
 def _bigram_share(pairs: list[tuple[str, str]], tokens: list[str | None], window: int = 3) -> float:

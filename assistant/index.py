@@ -238,8 +238,8 @@ def _owner_alive(name: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
 
 
@@ -353,21 +353,21 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
     log = log or (lambda message: print(message, file=sys.stderr))
     index_dir = Path(settings.index_dir)
     documents, failures = read_corpus(settings.corpus_dir, settings.max_document_bytes)
-    manifest = None if force else read_manifest(index_dir)
-    built = True
-    if manifest is not None and not stale_reasons(manifest, settings, embedder, documents):
-        index, built = load_index(index_dir, embedder), False
+    try:
+        manifest = read_manifest(index_dir)
+    except AssistantError:
+        if not force:
+            raise
+        manifest = None  # a corrupt index being rebuilt: everything counts as added
+    reasons = None if force or manifest is None else stale_reasons(manifest, settings, embedder, documents)
+    built = reasons != []
+    if not built:
+        index = load_index(index_dir, embedder)
     else:
-        if manifest is not None:
-            log(f"Index périmé ({', '.join(stale_reasons(manifest, settings, embedder, documents))} modifié) : "
-                "reconstruction…")
-        elif not force:
+        if reasons:
+            log(f"Index périmé ({', '.join(reasons)} modifié) : reconstruction…")
+        elif manifest is None and not force:
             log(f"Aucun index dans {index_dir} : construction…")
-        if force:
-            try:
-                manifest = read_manifest(index_dir)
-            except AssistantError:  # a corrupt index being rebuilt: everything counts as added
-                manifest = None
         index = IndexBuilder(settings, embedder, log).build(documents, index_dir, show_progress)
     before = (manifest or {}).get("corpus", {}) or {}
     now = {d.source: d.sha256 for d in documents}
