@@ -26,8 +26,6 @@ _PARTICLES = frozenset("de d du des la le von van der di da del y".split())
 class CalibratedAnswerer(ExtractiveAnswerer):
     """Quotes the best-scored candidate, or abstains."""
 
-    name = "extractive"
-
     def __init__(self, index: Index, embedder: Embedder, scorer: EvidenceScorer, max_sentences: int = 1) -> None:
         # The rule-based engine's scoring state is not needed: only its composition is reused.
         self.index, self.embedder, self.scorer, self.max_sentences = index, embedder, scorer, max_sentences
@@ -37,8 +35,7 @@ class CalibratedAnswerer(ExtractiveAnswerer):
 
     def select(self, evidence: Evidence) -> list[Unit]:  # type: ignore[override]
         """The best candidate when the question is judged answerable; with ``max_sentences`` > 1,
-        the next best sentences of the same passage, in order, while they are as likely as the
-        answerability threshold."""
+        the next best sentences of the same passage, up to that many."""
         if not evidence.answerable:
             return []
         best = evidence.candidates[0]
@@ -79,7 +76,8 @@ def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
         return None
     asked = question_words(evidence.query)
     tokens = list(re.finditer(r"\w+", text))
-    facts = [(k, words, at) for k, words, at in sentence_facts(text)
+    stated = sentence_facts(text)
+    facts = [(k, words, at) for k, words, at in stated
              if k == FACT_OF_TYPE[kind]
              and any(w not in asked for w in words)]
     if not facts:
@@ -97,6 +95,7 @@ def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
     elif kind == "quantity" and last + 1 < len(tokens) and plain(tokens[last + 1].group()) not in asked:
         last += 1  # the counted noun: « 240 députés », « cinq ans »
     elif kind == "date":  # a day, month and year read as one date
-        while last + 1 < len(tokens) and any(k == "date" and a == last + 1 for k, _, a in sentence_facts(text)):
+        date_starts = {a for k, _, a in stated if k == "date"}
+        while last + 1 < len(tokens) and last + 1 in date_starts:
             last += 1
     return tokens[first].start(), tokens[last].end()
