@@ -50,6 +50,7 @@ class Citation:
     score: float
     highlights: tuple[tuple[int, int], ...] = ()  # offsets of the cited sentences in the source
     page: int | None = None  # PDF page of the passage
+    url: str | None = None  # the document's web address, when its metadata gives one
 
     @property
     def quotes(self) -> list[str]:
@@ -307,7 +308,8 @@ class ExtractiveAnswerer:
                      title=by_chunk[cid].passage.title, source=by_chunk[cid].passage.source,
                      section=by_chunk[cid].passage.section, start=by_chunk[cid].passage.start,
                      end=by_chunk[cid].passage.end, score=by_chunk[cid].score,
-                     highlights=tuple(sorted(highlights[cid])), page=by_chunk[cid].passage.page)
+                     highlights=tuple(sorted(highlights[cid])), page=by_chunk[cid].passage.page,
+                     url=by_chunk[cid].passage.url)
             for cid, number in numbers.items()
         )
         text = re.sub(r"\n{3,}", "\n\n", " ".join(rendered)).strip()

@@ -56,6 +56,7 @@ class Chunk:
     text: str
     sentences: tuple[Sentence, ...]
     page: int | None = None  # PDF: the page the chunk is on (chunks never cross a page)
+    url: str | None = None  # the document's web address, when its metadata gives one
 
     @property
     def context_header(self) -> str:
@@ -234,7 +235,7 @@ class Chunker:
             chunks.append(Chunk(id=chunk_id, document=document.id, title=document.title,
                                 source=document.source, section=section, paragraph=units[0].paragraph,
                                 start=start, end=end, text=text[start:end], sentences=sentences,
-                                page=document.page_at(start)))
+                                page=document.page_at(start), url=document.url))
         return chunks
 
 

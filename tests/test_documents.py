@@ -103,3 +103,60 @@ def test_word_document_answers_cite_their_heading(tmp_path):
     answer = Assistant.load(settings=settings).ask("Quelle association la mission a-t-elle rencontrée à Sévaré ?")
     assert not answer.abstained and "Jeunesse et Paix" in answer.text
     assert answer.citations[0].section == "Partenaires rencontrés" and answer.citations[0].page is None
+
+
+PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Rapport annuel 2023 – IMRAP</title>
+<link rel="canonical" href="https://imrap.example.org/rapport-2023"><script>var tracker = "analytics";</script></head>
+<body><nav><ul><li><a href="/">Accueil</a></li><li><a href="/projets">Nos projets</a></li><li><a href="/contact">Contactez-nous</a></li></ul></nav>
+<div class="cookie-banner" id="cookie-consent"><p>Nous utilisons des cookies pour améliorer votre expérience. Accepter tous les cookies.</p></div>
+<main><article><h1>Rapport annuel 2023</h1>
+<p>L'Institut malien de recherche action pour la paix a conduit en 2023 une série de dialogues dans la région de Mopti avec les communautés pastorales et agricoles.</p>
+<h2>Résultats</h2>
+<p>Quarante-deux espaces de dialogue ont été animés dans douze communes, réunissant près de trois mille participants.</p>
+<p>La restitution finale a eu lieu à Sévaré le 9 décembre 2023 en présence des autorités régionales.</p>
+</article></main>
+<aside class="sidebar"><h3>Articles populaires</h3><ul><li><a href="/a">Lettre d'information de l'été</a></li></ul></aside>
+<footer><p>© 2024 IMRAP – Tous droits réservés. Mentions légales. Suivez-nous sur Facebook.</p></footer></body></html>"""
+
+
+def _odt(path):
+    from odfdo import Document, Header, List, Paragraph
+
+    document = Document("text")
+    document.body.append(Header(1, "Compte rendu d'atelier"))
+    document.body.append(Paragraph("L'atelier de validation s'est tenu à Kayes avec les partenaires du programme."))
+    document.body.append(Header(2, "Décisions"))
+    document.body.append(Paragraph("Les participants ont décidé de créer un comité de suivi présidé par le maire de Kayes."))
+    document.body.append(List(["publier le rapport", "organiser une restitution"]))
+    document.save(str(path))
+
+
+def test_web_page_and_opendocument(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "web").mkdir(parents=True)
+    (corpus / "web" / "rapport-2023.html").write_text(PAGE, encoding="utf-8")
+    _odt(corpus / "atelier.odt")
+    (corpus / "abime.odt").write_bytes(b"PK\x03\x04 pas un vrai odt")
+    documents, failures = read_corpus(corpus)
+    by_source = {d.source: d for d in documents}
+    page = by_source["web/rapport-2023.html"]
+    assert page.title.startswith("Rapport annuel 2023") and page.url == "https://imrap.example.org/rapport-2023"
+    assert "## Résultats" in page.text and "Sévaré le 9 décembre 2023" in page.text
+    for boilerplate in ("Accueil", "cookies", "Tous droits réservés", "Articles populaires", "tracker"):
+        assert boilerplate not in page.text, boilerplate
+    workshop = by_source["atelier.odt"]
+    assert "## Décisions" in workshop.text and "- publier le rapport\n- organiser une restitution" in workshop.text
+    assert [f.source for f in failures] == ["abime.odt"] and "OpenDocument illisible" in failures[0].reason
+
+    settings = load_settings(env={}, corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    assistant = Assistant.load(settings=settings)
+    assert not any("cookies" in c.text or "droits réservés" in c.text for c in assistant.index.chunks)
+    answer = assistant.ask("Où la restitution finale a-t-elle eu lieu ?")
+    assert not answer.abstained and "Sévaré" in answer.text
+    citation = answer.citations[0].to_dict()
+    assert citation["source"] == "web/rapport-2023.html" and citation["section"] == "Résultats"
+    assert citation["url"] == "https://imrap.example.org/rapport-2023" and citation["page"] is None
+    answer = assistant.ask("Qui préside le comité de suivi ?")
+    assert not answer.abstained and "maire de Kayes" in answer.text
+    assert answer.citations[0].source == "atelier.odt" and answer.citations[0].section == "Décisions"
+    assert answer.citations[0].url is None

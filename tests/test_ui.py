@@ -30,7 +30,7 @@ ABSENT = "Quel est le budget du programme ?"
 ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language", "engine", "timings",
                "retrieved", "notices", "spans", "markdown", "confidence"}
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
-                 "highlights", "quotes", "page"}
+                 "highlights", "quotes", "page", "url"}
 
 
 
@@ -39,7 +39,7 @@ def served(assistant, settings):
     from ui.app import build_app, launch
 
     demo = build_app(assistant, settings)
-    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True, corpus_dir=settings.corpus_dir)
     yield url
     demo.close()
 
@@ -111,6 +111,26 @@ def test_answer_html_marks_cites_and_escapes(assistant) -> None:
     assert html.count('<li class="ia-source"') == 1 and "<details class=\"ia-sources\">" in html
     assert "<mark>L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022" in html
     assert "Voir le paragraphe entier" in html and "ia-abstention" not in html
+
+
+def test_sources_link_to_the_original_file_served_read_only(assistant, served) -> None:
+    html = render.answer_html(assistant.ask(BARKHANE).to_dict())
+    link = __import__("re").search(r'<a class="ia-open" href="([^"]+)" target="_blank"', html)
+    assert link and link.group(1) == "documents/interpeace-mali-programme.txt"
+    with httpx.Client(base_url=served, timeout=30) as http:
+        opened = http.get("/" + link.group(1))
+        assert opened.status_code == 200 and BARKHANE_EVIDENCE in opened.text
+        assert opened.headers["x-content-type-options"] == "nosniff" and "sandbox" in opened.headers["content-security-policy"]
+        assert http.post("/" + link.group(1)).status_code == 405
+        for outside in ("/documents/..%2Fpyproject.toml", "/documents/%2Fetc%2Fpasswd", "/documents/manifest.toml",
+                        "/documents/absent.txt"):
+            assert http.get(outside).status_code == 404, outside
+    web = render.sources_html([{"number": 1, "title": "t", "source": "a.html", "url": "https://exemple.org/a?x=1&y=2",
+                                "text": "x", "start": 0, "end": 1}])
+    assert 'href="https://exemple.org/a?x=1&amp;y=2"' in web and "ouvrir la page" in web
+    pdf = render.sources_html([{"number": 1, "title": "t", "source": "dossier/rapport 2024.pdf", "page": 3,
+                                "text": "x", "start": 0, "end": 1}])
+    assert 'href="documents/dossier/rapport%202024.pdf#page=3"' in pdf
 
 
 def test_answer_span_is_highlighted_and_escaped(assistant) -> None:

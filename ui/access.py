@@ -107,7 +107,7 @@ class LoginThrottle:
         wait = self._wait(keys)
         if wait > 0:
             log.warning("Connexion refusée (trop d'échecs) : adresse %s, utilisateur %r, encore %.0f s.", address, user, wait)
-            await _json(send, 429, {"detail": f"Trop de tentatives de connexion : réessayez dans {math.ceil(wait)} s."},
+            await json_response(send, 429, {"detail": f"Trop de tentatives de connexion : réessayez dans {math.ceil(wait)} s."},
                         [(b"retry-after", str(math.ceil(wait)).encode())])
             return
         replayed = False
@@ -151,7 +151,7 @@ class LoginThrottle:
                     f", attente imposée {max(delays):.0f} s" if delays else "")
 
 
-async def _json(send: Callable, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:
+async def json_response(send: Callable, status: int, payload: dict, headers: list[tuple[bytes, bytes]]) -> None:
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -175,15 +175,15 @@ class ApiGate:
         path = scope.get("path", "") if scope.get("type") == "http" else ""
         called = re.match(r"^(?:/gradio_api)?/call/([^/]+)", path)
         if called and called.group(1) not in self.public:
-            await _json(send, 404, {"detail": "Point d'accès inconnu."}, [])
+            await json_response(send, 404, {"detail": "Point d'accès inconnu."}, [])
             return
-        if re.match(r"^(?:/gradio_api)?/cancel/?$", path) and not _signed_in(scope):
-            await _json(send, 401, {"detail": "Non authentifié."}, [])
+        if re.match(r"^(?:/gradio_api)?/cancel/?$", path) and not signed_in(scope):
+            await json_response(send, 401, {"detail": "Non authentifié."}, [])
             return
         await self.app(scope, receive, send)
 
 
-def _signed_in(scope: dict) -> bool:
+def signed_in(scope: dict) -> bool:
     """No users configured, or a session cookie that Gradio issued at sign-in."""
     app = scope.get("app")
     if app is None or not getattr(app, "auth", None):

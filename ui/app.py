@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import html  # noqa: E402
+from pathlib import Path  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any, Callable, Sequence  # noqa: E402
 
@@ -46,6 +47,7 @@ CSS = """
 .ia-source-list { margin: .3rem 0 0 1.2rem; padding: 0; }
 .ia-source { margin: .4rem 0; }
 .ia-source-head { font-size: .9em; color: var(--body-text-color-subdued); }
+.ia-open { margin-left: .4em; font-size: .9em; }
 .ia-quote { margin: .25rem 0; padding-left: .6rem; border-left: 3px solid var(--color-accent); }
 .ia-sources mark { background: #fff3b0; color: inherit; padding: 0 .1em; }
 .ia-context { font-size: .92em; }
@@ -271,14 +273,17 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False):
-    """Serve the app; refuses a non-loopback address without authentication."""
+           prevent_thread_lock: bool = False, quiet: bool = False, corpus_dir: str | Path | None = None):
+    """Serve the app; refuses a non-loopback address without authentication. With ``corpus_dir``,
+    its files are served read-only at ``/documents/`` (the Sources links)."""
     check_exposure(host, auth or [])
     from starlette.middleware import Middleware
 
     from .access import ApiGate, LoginThrottle
+    from .files import DocumentFiles
 
-    middleware = [Middleware(ApiGate), *([Middleware(LoginThrottle)] if auth else [])]
+    middleware = [Middleware(ApiGate), *([Middleware(LoginThrottle)] if auth else []),
+                  *([Middleware(DocumentFiles, corpus_dir=corpus_dir)] if corpus_dir else [])]
     return demo.launch(
         app_kwargs={"middleware": middleware},
         server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,

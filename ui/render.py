@@ -13,6 +13,8 @@ import re
 from collections import OrderedDict
 from typing import Any, Iterable
 
+from .files import document_link
+
 _MARKER = re.compile(r"\[(\d+)\]")
 CONTACT_HINT = ("Essayez de reformuler votre question (d'autres mots, un nom, une date, un lieu du document), "
                 "ou contactez le gestionnaire du programme Mali pour cette information.")
@@ -81,6 +83,18 @@ def marked_passage(citation: dict) -> str:
     return "".join(out)
 
 
+def original_link(citation: dict) -> str:
+    """A link to what the passage was taken from: the document's web address, else its file (at the page)."""
+    if citation.get("url"):
+        href, label = citation["url"], "ouvrir la page"
+    elif citation.get("source"):
+        href, label = document_link(citation["source"], citation.get("page")), "ouvrir le document"
+    else:
+        return ""
+    return (f'<a class="ia-open" href="{html.escape(href, quote=True)}" target="_blank" '
+            f'rel="noopener noreferrer">{label}</a>')
+
+
 def sources_html(citations: Iterable[dict]) -> str:
     citations = list(citations)
     if not citations:
@@ -95,7 +109,7 @@ def sources_html(citations: Iterable[dict]) -> str:
             f'<span class="ia-doc">{esc(c.get("title", ""))}</span>'
             + (f' › <span class="ia-section">{esc(c["section"])}</span>' if c.get("section") else "")
             + (f' <span class="ia-page">p. {int(c["page"])}</span>' if c.get("page") else "")
-            + f'</div><blockquote class="ia-quote">{quoted}</blockquote>'
+            + f' {original_link(c)}</div><blockquote class="ia-quote">{quoted}</blockquote>'
             f'<details class="ia-context"><summary>Voir le paragraphe entier</summary>'
             f'<p class="ia-passage">{marked_passage(c)}</p>'
             f'<p class="ia-origin">{esc(c.get("source", ""))}, caractères {int(c.get("start", 0))}–{int(c.get("end", 0))}</p>'

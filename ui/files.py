@@ -1,0 +1,77 @@
+"""The corpus's original files, served read-only at ``/documents/<source>`` for the Sources links.
+
+Only a regular file of a supported type inside the corpus folder is ever served: the resolved path
+must stay inside the folder (no ``..``, no symlink leading out), hidden files and folders are not
+served, and only GET / HEAD are answered. With users configured, the same sign-in as the app is
+required. A web page of the corpus is sent as plain text (shown, never run, on this origin); every
+response forbids content sniffing, and all but PDFs are sandboxed.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from assistant.corpus import SUPPORTED_SUFFIXES
+
+from .access import json_response, signed_in
+
+PREFIX = "/documents/"
+_TYPES = {".md": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+          ".html": "text/plain; charset=utf-8", ".htm": "text/plain; charset=utf-8"}
+
+
+def document_link(source: str, page: int | None = None) -> str:
+    """The link (relative to the app's root) that opens a corpus file, at its page for a PDF."""
+    from urllib.parse import quote
+
+    return f"documents/{quote(source)}" + (f"#page={int(page)}" if page else "")
+
+
+class DocumentFiles:
+    """ASGI middleware answering ``/documents/...`` from the corpus folder; everything else passes."""
+
+    def __init__(self, app: Any, corpus_dir: str | Path) -> None:
+        self.app, self.root = app, Path(corpus_dir).resolve()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = scope.get("path", "") if scope.get("type") == "http" else ""
+        if not path.startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("GET", "HEAD"):
+            await json_response(send, 405, {"detail": "Lecture seule."}, [(b"allow", b"GET, HEAD")])
+            return
+        if not signed_in(scope):
+            await json_response(send, 401, {"detail": "Non authentifié."}, [])
+            return
+        target = self.resolve(unquote(path[len(PREFIX):]))
+        if target is None:
+            await json_response(send, 404, {"detail": "Document introuvable."}, [])
+            return
+        body = target.read_bytes()
+        kind = _TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        headers = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
+                   (b"content-disposition", b"inline"), (b"x-content-type-options", b"nosniff"),
+                   (b"cache-control", b"no-store")]
+        if target.suffix.lower() != ".pdf":  # the browser's PDF viewer does not open in a sandboxed page
+            headers.append((b"content-security-policy", b"sandbox; default-src 'none'"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+
+    def resolve(self, source: str) -> Path | None:
+        """The file ``source`` names inside the corpus, or None when it is not one to serve."""
+        if not source or "\x00" in source or source.startswith("/"):
+            return None
+        parts = Path(source).parts
+        if any(part in ("..", ".") or part.startswith(".") for part in parts):
+            return None
+        try:
+            target = (self.root / source).resolve()
+        except (OSError, RuntimeError):
+            return None
+        if not target.is_relative_to(self.root) or not target.is_file() or target.suffix.lower() not in SUPPORTED_SUFFIXES:
+            return None
+        return target
