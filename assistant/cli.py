@@ -104,7 +104,8 @@ def print_answer(answer: Any, as_json: bool = False) -> None:
         print("\nSources :")
         for c in answer.citations:
             page = f", p. {c.page}" if c.page else ""
-            print(f"[{c.number}] {_location(c)}  ({c.source}{page}, caractères {c.start}-{c.end})")
+            url = f", {c.url}" if c.url else ""
+            print(f"[{c.number}] {_location(c)}  ({c.source}{page}, caractères {c.start}-{c.end}{url})")
             print("    " + _marked(c))
 
 

@@ -134,8 +134,14 @@ class IndexBuilder:
     def __init__(self, settings: Settings, embedder: Embedder,
                  log: Callable[[str], None] = lambda message: None) -> None:
         self.settings, self.embedder, self.log = settings, embedder, log
+        self.embedded = 0  # passages the last build sent through the model
 
-    def build(self, documents: list[Document], index_dir: Path, show_progress: bool = False) -> Index:
+    def build(self, documents: list[Document], index_dir: Path, show_progress: bool = False,
+              previous: Index | None = None) -> Index:
+        """A new build of ``documents``, published when complete. Vectors of ``previous`` (an index
+        built with the same model and chunking) are reused for every text it already embedded, so
+        adding, changing or removing a document embeds only that document's passages and phrases.
+        ``self.embedded`` then says how many passages went through the model."""
         from llama_index.core import StorageContext, VectorStoreIndex
         from llama_index.core.schema import TextNode
         from llama_index.retrievers.bm25 import BM25Retriever
@@ -153,12 +159,14 @@ class IndexBuilder:
                               self.settings.heading_max_words)
             chunks = [chunk for document in documents for chunk in chunker.split(document)]
             sentences = [s for c in chunks for s in c.sentences]
-            self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs…")
-            chunk_vectors = self.embedder.embed_passages([c.context_header + c.text for c in chunks], show_progress)
-            sentence_vectors = self.embedder.embed_passages([s.text for s in sentences], show_progress)
-            headers = sorted({c.context_header for c in chunks})
-            header_vectors = dict(zip(headers, self.embedder.embed_passages(headers)))
-            heading_vectors = np.stack([header_vectors[c.context_header] for c in chunks])
+            known = _known_vectors(previous)
+            chunk_texts = [c.context_header + c.text for c in chunks]
+            self.embedded = len({t for t in chunk_texts if t not in known})
+            self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs"
+                     + (f" de {self.embedded} passage(s) nouveaux ou modifiés…" if previous is not None else "…"))
+            chunk_vectors = self._vectors(chunk_texts, known, show_progress)
+            sentence_vectors = self._vectors([s.text for s in sentences], known, show_progress)
+            heading_vectors = self._vectors([c.context_header for c in chunks], known)
 
             embed_model = configure_llama_index(self.embedder)
             nodes = [TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
@@ -199,6 +207,30 @@ class IndexBuilder:
         return Index(path=final, manifest=manifest, chunks=chunks, sentences=sentences,
                      sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
                      heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+
+
+    def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
+        """One vector per text: those already known are reused, the others encoded once each."""
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self.embedder.embed_passages(missing, show_progress)))
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+
+def _known_vectors(previous: Index | None) -> dict[str, np.ndarray]:
+    """Text -> vector for everything a previous build embedded (passages with their header,
+    phrases, headers): a vector depends on its text alone, whatever document it came from."""
+    known: dict[str, np.ndarray] = {}
+    if previous is None:
+        return known
+    for chunk, vector, heading in zip(previous.chunks, previous.chunk_vectors, previous.heading_vectors):
+        known[chunk.context_header + chunk.text] = vector
+        known[chunk.context_header] = heading
+    for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
+        known[sentence.text] = vector
+    return known
 
 
 def _writable_builds_dir(index_dir: Path) -> Path:
@@ -364,11 +396,20 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
     if not built:
         index = load_index(index_dir, embedder)
     else:
-        if reasons:
+        previous = None
+        if reasons == ["corpus"]:  # same model and chunking: what was embedded before stays valid
+            log("Documents ajoutés, modifiés ou retirés : mise à jour de l'index…")
+            try:
+                previous = load_index(index_dir, embedder)
+            except AssistantError:
+                previous = None  # unreadable: everything is embedded again
+        elif reasons:
             log(f"Index périmé ({', '.join(reasons)} modifié) : reconstruction…")
         elif manifest is None and not force:
             log(f"Aucun index dans {index_dir} : construction…")
-        index = IndexBuilder(settings, embedder, log).build(documents, index_dir, show_progress)
+        builder = IndexBuilder(settings, embedder, log)
+        index = builder.build(documents, index_dir, show_progress, previous)
+        del previous
     before = (manifest or {}).get("corpus", {}) or {}
     now = {d.source: d.sha256 for d in documents}
     summary = {
@@ -378,7 +419,7 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
         "removed": sorted(s for s in before if s not in now),
         "unchanged": sorted(s for s in now if before.get(s) == now[s]),
         "failed": [f.to_dict() for f in failures],
-        "chunks_embedded": len(index.chunks) if built else 0,
+        "chunks_embedded": builder.embedded if built else 0,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return index, summary

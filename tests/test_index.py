@@ -56,7 +56,7 @@ def test_stale_index_is_rebuilt_with_a_message(tmp_path, corpus_copy, embedder):
                    encoding="utf-8")
     messages = []
     rebuilt = ensure_index(settings, embedder, log=messages.append)
-    assert any("périmé" in m and "corpus" in m for m in messages)
+    assert any("mise à jour" in m for m in messages)
     assert any("Mopti" in c.text for c in rebuilt.chunks)
     # Other chunking settings or another model never reuse this index.
     assert stale_reasons(rebuilt.manifest, settings.with_overrides(chunk_target_tokens=90), embedder) == ["chunking"]
@@ -164,9 +164,26 @@ def test_update_reports_what_changed_and_what_was_left_out(tmp_path, corpus_copy
     index, changed = update_index(settings, embedder, log=lambda m: None)
     assert changed["added"] == ["notes/terrain.md"] and changed["unchanged"] == ["interpeace-mali-programme.txt"]
     assert changed["failed"] == [{"source": "notes/casse.txt", "reason": changed["failed"][0]["reason"]}]
-    assert changed["documents"] == 2 and changed["chunks_embedded"] == len(index.chunks)
+    added = [c for c in index.chunks if c.source == "notes/terrain.md"]
+    assert changed["documents"] == 2 and changed["chunks_embedded"] == len(added) == 1, "only the new file is embedded"
     assert set(changed) == {"documents", "added", "updated", "removed", "unchanged", "failed", "chunks_embedded",
                             "seconds"}
-    (corpus_copy / "notes" / "terrain.md").unlink()
-    _, removed = update_index(settings, embedder, log=lambda m: None)
-    assert removed["removed"] == ["notes/terrain.md"]
+    # The index updated in place answers exactly as one built from scratch.
+    full = ensure_index(_settings(corpus_copy, tmp_path / "full"), embedder, log=lambda m: None)
+    assert [c.to_dict() for c in index.chunks] == [c.to_dict() for c in full.chunks]
+    for mine, theirs in ((index.chunk_vectors, full.chunk_vectors), (index.sentence_vectors, full.sentence_vectors),
+                         (index.heading_vectors, full.heading_vectors)):
+        assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-4)
+    question = "Où la réunion de mars 2024 s'est-elle tenue ?"
+    assert [p.chunk_id for p in Retriever(index, embedder).retrieve(question, 5)] == \
+        [p.chunk_id for p in Retriever(full, embedder).retrieve(question, 5)]
+    # A changed file: only its passages whose text changed go through the model.
+    note = corpus_copy / "notes" / "terrain.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n\n# Suites\n\nUn atelier suivra à Sévaré.", encoding="utf-8")
+    index, updated = update_index(settings, embedder, log=lambda m: None)
+    assert updated["updated"] == ["notes/terrain.md"] and updated["chunks_embedded"] == 1
+    assert len([c for c in index.chunks if c.source == "notes/terrain.md"]) == 2
+    note.unlink()
+    index, removed = update_index(settings, embedder, log=lambda m: None)
+    assert removed["removed"] == ["notes/terrain.md"] and removed["chunks_embedded"] == 0
+    assert not any(c.source == "notes/terrain.md" for c in index.chunks)
