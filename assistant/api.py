@@ -5,16 +5,17 @@ validation -> standalone query (chat) -> retrieval -> evidence and answer (answe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .answering import Answer, ExtractiveAnswerer
 from .chat import FollowUpRewriter, validate_history
 from .config import Settings, load_settings
 from .embeddings import Embedder
-from .index import Index, ensure_index, stale_reasons
+from .index import Index, ensure_index, stale_reasons, update_index
 from .retrieval import Passage, Retriever
 from .text import require_utf8
 
@@ -28,9 +29,27 @@ class Assistant:
 
     def __init__(self, settings: Settings, embedder: Embedder, index: Index, retriever: Retriever,
                  answerer: Any, rewriter: FollowUpRewriter, backends: dict[tuple, Any] | None = None) -> None:
-        self.settings, self.embedder, self.index = settings, embedder, index
-        self.retriever, self.answerer, self.rewriter = retriever, answerer, rewriter
+        self.settings, self.embedder = settings, embedder
+        # One tuple, replaced whole by ``update``: a question reads it once and is answered from one index.
+        self._pipeline = (index, retriever, answerer, rewriter)
         self._backends = {} if backends is None else backends  # language models, shared with variants
+        self._updating = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        return self._pipeline[0]
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._pipeline[1]
+
+    @property
+    def answerer(self) -> Any:
+        return self._pipeline[2]
+
+    @property
+    def rewriter(self) -> FollowUpRewriter:
+        return self._pipeline[3]
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, engine: str | None = None,
@@ -87,6 +106,22 @@ class Assistant:
             raise ValueError("variant() ne change que des réglages de requête (pas le modèle ni le découpage).")
         return self._compose(settings, self.embedder, self.index, self._backends)
 
+    def update(self, show_progress: bool = False, notify: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Re-read the corpus folder, embed only what was added or changed, publish the new index and
+        answer from it; questions asked meanwhile are answered from the previous one. Returns the
+        summary of ``update_index`` (added, updated, removed, failed, chunks_embedded, ...). One
+        update at a time: a second caller gets ``RuntimeError``."""
+        if not self._updating.acquire(blocking=False):
+            raise RuntimeError("Une indexation est déjà en cours : réessayez quand elle sera finie.")
+        try:
+            index, summary = update_index(self.settings, self.embedder, show_progress=show_progress,
+                                          log=notify or log.info, loaded=self.index)
+            fresh = self._compose(self.settings, self.embedder, index, self._backends)
+            self._pipeline = fresh._pipeline
+            return summary
+        finally:
+            self._updating.release()
+
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
         question, _ = self._clean_question(question)
@@ -105,17 +140,18 @@ class Assistant:
         started = time.perf_counter()
         question, notices = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
+        _, retriever, answerer, rewriter = self._pipeline
         turns = validate_history(history)
         # Only the recent turns can be what a follow-up refers to; a long history costs time, not sense.
         limit = self.settings.max_question_chars
         turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
-        query = self.rewriter.rewrite(question, turns)[:2 * limit]
+        query = rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
         # The calibrated scorer reads the whole candidate pool and reranks it; the answer keeps k passages.
         pool = max(k, self.settings.candidate_pool) if self.settings.answer_scorer == "calibrated" else k
-        passages = self.retriever.retrieve(query, pool)
+        passages = retriever.retrieve(query, pool)
         retrieved = time.perf_counter()
-        for piece in self.answerer.stream(question, query, passages):
+        for piece in answerer.stream(question, query, passages):
             if isinstance(piece, Answer):
                 timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
                            **piece.timings, "total_ms": _ms(started, time.perf_counter())}

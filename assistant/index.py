@@ -377,10 +377,11 @@ def ensure_index(settings: Settings, embedder: Embedder, force: bool = False, sh
 
 
 def update_index(settings: Settings, embedder: Embedder, force: bool = False, show_progress: bool = False,
-                 log: Callable[[str], None] | None = None) -> tuple[Index, dict[str, Any]]:
+                 log: Callable[[str], None] | None = None, loaded: Index | None = None) -> tuple[Index, dict[str, Any]]:
     """``ensure_index``, and what it did: ``documents``, ``added``, ``updated``, ``removed``,
     ``unchanged`` (lists of ``source``), ``failed`` (``{"source", "reason"}``: files left out),
-    ``chunks_embedded``, ``seconds``."""
+    ``chunks_embedded``, ``seconds``. ``loaded``: the published index already in memory, if any
+    (not read again)."""
     started = time.perf_counter()
     log = log or (lambda message: print(message, file=sys.stderr))
     index_dir = Path(settings.index_dir)
@@ -393,14 +394,16 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
         manifest = None  # a corrupt index being rebuilt: everything counts as added
     reasons = None if force or manifest is None else stale_reasons(manifest, settings, embedder, documents)
     built = reasons != []
+    if loaded is not None and loaded.path != (index_dir / "current").resolve():
+        loaded = None  # another build was published since
     if not built:
-        index = load_index(index_dir, embedder)
+        index = loaded or load_index(index_dir, embedder)
     else:
         previous = None
         if reasons == ["corpus"]:  # same model and chunking: what was embedded before stays valid
             log("Documents ajoutés, modifiés ou retirés : mise à jour de l'index…")
             try:
-                previous = load_index(index_dir, embedder)
+                previous = loaded or load_index(index_dir, embedder)
             except AssistantError:
                 previous = None  # unreadable: everything is embedded again
         elif reasons:

@@ -1,0 +1,155 @@
+"""The document library behind the corpus folder: what it holds and how each file stands in the
+index, adding an uploaded file, removing one. Re-indexing is ``Assistant.update``.
+
+Nothing outside the corpus folder is ever written: an uploaded file's name is reduced to a plain
+file name, its content must match its type, it is written beside its final place then linked in
+(never over an existing file), and a removed file is moved to the hidden ``.corbeille`` folder of
+the corpus (skipped when reading), not deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+import unicodedata
+import zipfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .corpus import SUPPORTED_SUFFIXES, read_corpus
+from .errors import AssistantError
+from .index import Index
+
+TRASH = ".corbeille"
+_MAX_NAME = 120
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One file of the corpus folder as the library sees it."""
+
+    source: str
+    title: str
+    status: str  # "indexed", "new" (not indexed yet), "changed" (index is older), "failed"
+    reason: str = ""  # why a failed file was left out
+    pages: int | None = None
+    sections: int = 0
+    chunks: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Library:
+    """The corpus folder of ``corpus_dir``, files up to ``max_bytes``."""
+
+    def __init__(self, corpus_dir: str | Path, max_bytes: int) -> None:
+        self.root, self.max_bytes = Path(corpus_dir), max_bytes
+
+    def catalogue(self, index: Index) -> list[DocumentInfo]:
+        """Every file of the folder, readable or not, with what the published ``index`` holds of it."""
+        try:
+            documents, failures = read_corpus(self.root, self.max_bytes)
+        except AssistantError:
+            documents, failures = [], []  # an empty folder: nothing to list but the failures below
+        indexed = index.manifest.get("corpus", {})
+        chunks: dict[str, list] = {}
+        for chunk in index.chunks:
+            chunks.setdefault(chunk.source, []).append(chunk)
+        entries = [DocumentInfo(
+            source=d.source, title=d.title,
+            status="indexed" if indexed.get(d.source) == d.sha256 else "changed" if d.source in indexed else "new",
+            pages=len(d.pages) or None, sections=len({c.section for c in chunks.get(d.source, [])}),
+            chunks=len(chunks.get(d.source, []))) for d in documents]
+        entries += [DocumentInfo(source=f.source, title=Path(f.source).stem, status="failed", reason=f.reason)
+                    for f in failures]
+        return sorted(entries, key=lambda e: e.source)
+
+    def add(self, name: str, content: bytes) -> str:
+        """Store an uploaded file in the corpus folder; returns its ``source``. Raises ``ValueError``
+        (a French message) for a name, type, size or content that cannot be a document, or a name
+        already taken (remove the old file first: nothing is overwritten)."""
+        filename = safe_name(name)
+        suffix = Path(filename).suffix.lower()
+        if len(content) > self.max_bytes:
+            raise ValueError(f"« {filename} » est trop volumineux ({len(content) / 1e6:.1f} Mo ; limite "
+                             f"{self.max_bytes / 1e6:.0f} Mo).")
+        if not content.strip():
+            raise ValueError(f"« {filename} » est vide.")
+        if not matches_type(suffix, content):
+            raise ValueError(f"Le contenu de « {filename} » n'est pas celui d'un fichier {suffix} : "
+                             "vérifiez le fichier ou son extension.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / filename
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=self.root)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(temporary, target)  # atomic, and refuses to replace an existing file
+            except FileExistsError:
+                raise ValueError(f"Un document « {filename} » existe déjà : retirez-le d'abord pour le "
+                                 "remplacer.") from None
+        finally:
+            os.unlink(temporary)
+        return filename
+
+    def remove(self, source: str) -> Path:
+        """Move a file of the corpus to its ``.corbeille`` folder (kept, no longer indexed); returns
+        where it went."""
+        target = self._inside(source)
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        kept = trash / f"{stamp}-{target.name}"
+        os.replace(target, kept)
+        return kept
+
+    def _inside(self, source: str) -> Path:
+        root = self.root.resolve()
+        path = self.root / source
+        if (not source or any(part.startswith(".") for part in Path(source).parts) or path.is_symlink()
+                or path.suffix.lower() not in SUPPORTED_SUFFIXES or not path.resolve().is_relative_to(root)
+                or not path.is_file()):
+            raise ValueError(f"« {source} » n'est pas un document du corpus.")
+        return path
+
+
+def safe_name(name: str) -> str:
+    """A plain file name from what a browser sent: no folders, no control or odd characters, a
+    supported extension. Raises ``ValueError`` when nothing usable is left."""
+    base = re.split(r"[\\/]", unicodedata.normalize("NFC", str(name)))[-1]
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C")
+    base = re.sub(r"[^\w .()+,'-]", "_", base).strip(" .")
+    base = re.sub(r"\s+", " ", base)
+    stem, suffix = os.path.splitext(base)
+    suffix = suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES or not stem.strip(" ._"):
+        raise ValueError(f"« {name} » : type de fichier non pris en charge (acceptés : {', '.join(SUPPORTED_SUFFIXES)}).")
+    return stem[:_MAX_NAME - len(suffix)].rstrip(" .") + suffix
+
+
+def matches_type(suffix: str, content: bytes) -> bool:
+    """Does the content look like a file of this type (magic bytes and structure, not the name)?"""
+    if suffix == ".pdf":
+        return content.lstrip()[:5] == b"%PDF-"
+    if suffix in (".docx", ".odt"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                names = set(archive.namelist())
+                if suffix == ".docx":
+                    return "word/document.xml" in names
+                return "mimetype" in names and archive.read("mimetype").strip() == b"application/vnd.oasis.opendocument.text"
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+            return False
+    if content[:5] == b"%PDF-" or content[:4] == b"PK\x03\x04" or b"\x00" in content[:4096]:
+        return False  # a binary file renamed as text
+    if suffix in (".html", ".htm"):
+        head = content[:4096].lower()
+        return any(tag in head for tag in (b"<html", b"<!doctype html", b"<body", b"<head", b"<p", b"<div"))
+    return True  # .txt / .md: the corpus reader decides whether it is text (encoding, control characters)
