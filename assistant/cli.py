@@ -201,7 +201,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Assistant prêt en {time.perf_counter() - started:.1f} s : http://{shown}:{settings.port}/ "
           f"({'avec' if auth else 'sans'} authentification ; Ctrl-C pour arrêter).", flush=True)
     try:
-        launch(demo, settings.host, settings.port, auth=auth, corpus_dir=settings.corpus_dir)
+        launch(demo, settings.host, settings.port, auth=auth, corpus_dir=settings.corpus_dir,
+               max_file_size=settings.max_document_bytes)
     except OSError as exc:
         raise AssistantError(f"Impossible d'écouter sur {settings.host}:{settings.port} ({exc}) : "
                              "le port est peut-être pris, choisissez-en un autre avec --port.") from exc

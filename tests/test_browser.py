@@ -206,6 +206,65 @@ def test_documents_tab(page: Page, assistant, artifacts: Path) -> None:
     p.screenshot(path=str(artifacts / "browser-documents.png"), full_page=True)
 
 
+@pytest.fixture()
+def library_url(tmp_path) -> Iterator[tuple[str, Path]]:
+    """An app over its own copy of the corpus (this test adds a file to it)."""
+    import shutil
+
+    from assistant import Assistant
+    from assistant.config import load_settings
+    from ui.app import build_app, launch
+
+    from .conftest import CORPUS_DIR
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS_DIR, corpus)
+    settings = load_settings(env={}, corpus_dir=corpus, index_dir=tmp_path / "index", data_dir=tmp_path / "data")
+    demo = build_app(Assistant.load(settings=settings), settings, evaluation=False)
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True, corpus_dir=corpus,
+                       max_file_size=settings.max_document_bytes)
+    try:
+        yield url, corpus
+    finally:
+        demo.close()
+
+
+def test_upload_a_pdf_then_ask_about_it(browser, library_url, tmp_path: Path, artifacts: Path) -> None:
+    from .test_documents import PAGES, _pdf
+
+    url, corpus = library_url
+    _pdf(tmp_path / "Rapport d'activité 2024.pdf", PAGES)
+    page = Page(browser, url)
+    try:
+        p = page.page
+        p.get_by_role("tab", name="Documents").click()
+        table = p.locator("#library")
+        table.get_by_text("interpeace-mali-programme.txt").wait_for()
+        assert "indexé" in table.inner_text()
+        p.locator("#upload input[type=file]").set_input_files(str(tmp_path / "Rapport d'activité 2024.pdf"))
+        p.locator("#library-message").get_by_text("Index à jour").wait_for(timeout=120_000)
+        message = p.locator("#library-message").inner_text()
+        assert "Ajouté(s) : Rapport d'activité 2024.pdf" in message and "1 ajouté(s)" in message
+        row = table.locator("tr", has_text="Rapport d'activité 2024.pdf")
+        assert "indexé" in row.inner_text() and "\t3\t" in row.inner_text(), row.inner_text()
+        assert (corpus / "Rapport d'activité 2024.pdf").read_bytes() == (tmp_path / "Rapport d'activité 2024.pdf").read_bytes()
+        p.screenshot(path=str(artifacts / "browser-library.png"), full_page=True)
+        p.get_by_role("tab", name="Conversation").click()
+        page.ask("Où le comité de pilotage s'est-il réuni ?")
+        answer = p.locator(ANSWERED).last
+        assert "Ségou" in answer.inner_text()
+        sources = p.locator("#chat .ia-sources").last
+        sources.locator("summary").first.click()
+        head = sources.locator(".ia-source-head").first
+        assert "Rapport d'activité 2024" in head.inner_text() and "p. 2" in head.inner_text()
+        link = head.locator("a.ia-open")
+        assert link.get_attribute("href").endswith("#page=2")
+        opened = p.request.get(url.rstrip("/") + "/" + link.get_attribute("href").split("#")[0])
+        assert opened.ok and opened.body()[:5] == b"%PDF-"
+    finally:
+        page.close()
+
+
 # -- a hostile corpus and a slow, streaming engine (a stand-in Assistant) --------------------------
 EVIL = ('<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2; alert(2)"> '
         '</details></li></ol><iframe src="javascript:alert(3)"></iframe> **gras** [lien](javascript:alert(4)) '
@@ -218,7 +277,8 @@ class HostileAssistant:
     def __init__(self, settings) -> None:
         self.settings = settings
         text = f"Le programme a commencé en 2013. {EVIL} Fin du passage."
-        chunk = SimpleNamespace(document="evil", title=f"Doc {EVIL}", section=f"Section {EVIL}", start=0, text=text)
+        chunk = SimpleNamespace(document="evil", title=f"Doc {EVIL}", section=f"Section {EVIL}", start=0, text=text,
+                                source="evil.txt")
         self.index = SimpleNamespace(chunks=[chunk], manifest={"embedding_model": EVIL, "chunks": 1, "documents": 1,
                                                                "sentences": 2, "built_at": "2026-01-01T00:00:00+00:00",
                                                                "build_seconds": 0.1})

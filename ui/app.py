@@ -19,11 +19,13 @@ from typing import Any, Callable, Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from assistant.corpus import SUPPORTED_SUFFIXES  # noqa: E402
 from assistant.errors import AssistantError  # noqa: E402
 from assistant.feedback import FeedbackStore  # noqa: E402
+from assistant.library import TRASH, Library  # noqa: E402
 
 from . import render  # noqa: E402
-from .access import check_exposure  # noqa: E402
+from .access import check_exposure, is_loopback  # noqa: E402
 
 TITLE = "Assistant du programme Mali — Interpeace et IMRAP"
 # Starter questions: the main topics of the corpus (context and security, the 2013 national
@@ -57,7 +59,9 @@ CSS = """
 .ia-notice, .ia-error { color: #b45309; font-size: .9em; }
 .ia-typing { opacity: .6; }
 .ia-status th { text-align: left; padding-right: 1rem; font-weight: 700; }
-.ia-status caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
+.ia-status caption, .ia-library caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
+.ia-library { margin-top: 1rem; }
+.ia-library th, .ia-library td { padding: .2rem .6rem; text-align: left; vertical-align: top; }
 """
 
 
@@ -86,8 +90,18 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
     """
     settings = settings or assistant.settings
     store = store or FeedbackStore.in_dir(settings.data_dir)
-    outline = render.outline(assistant.index.chunks)
-    titles = list(outline) or ["(aucun document)"]
+    library = Library(settings.corpus_dir, settings.max_document_bytes)
+    outlines: dict[int, Any] = {}
+
+    def current_outline():
+        """Document title -> section -> passages of the index being served (recomputed after an update)."""
+        index = assistant.index
+        if id(index) not in outlines:
+            outlines.clear()
+            outlines[id(index)] = (index, render.outline(index.chunks))
+        return outlines[id(index)][1]
+
+    titles = list(current_outline()) or ["(aucun document)"]
 
     # -- chat ----------------------------------------------------------------------------------
     def take_question(message: str):
@@ -167,10 +181,10 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
     # -- documents tab -------------------------------------------------------------------------
     def sections_of(title: str) -> list[str]:
-        return list(outline.get(title, {}))
+        return list(current_outline().get(title, {}))
 
     def show_section(title: str, section: str | None) -> str:
-        sections = outline.get(title, {})
+        sections = current_outline().get(title, {})
         if section not in sections:
             section = next(iter(sections), "")
         return render.section_html(title, section, sections.get(section, []))
@@ -179,6 +193,72 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         sections = sections_of(title)
         first = sections[0] if sections else None
         return gr.update(choices=sections, value=first), show_section(title, first)
+
+    # -- the library: list, upload, remove, re-index -------------------------------------------
+    def allowed(request: gr.Request | None) -> bool:
+        """Managing documents: a signed-in user, or the browser on this machine."""
+        if request is None:
+            return False
+        host = request.client.host if request.client else ""
+        return bool(getattr(request, "username", None)) or is_loopback(host)
+
+    def library_view():
+        """The library table, the index status, and the choices that depend on the index."""
+        entries = [e.to_dict() for e in library.catalogue(assistant.index)]
+        titles_now = list(current_outline()) or ["(aucun document)"]
+        sources = [e["source"] for e in entries]
+        return (render.library_html(entries), render.status_html(assistant.index.manifest, settings.engine),
+                gr.update(choices=titles_now, value=titles_now[0]), gr.update(choices=sources, value=None),
+                render.header_html(titles_now))
+
+    def show_library(request: gr.Request):
+        return (*library_view(), gr.update(visible=allowed(request)))
+
+    def reindex(request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        if not allowed(request):
+            raise gr.Error("Connectez-vous pour gérer les documents.", title="Accès refusé", print_exception=False)
+        progress(0, desc="Lecture du corpus…")
+        try:
+            summary = assistant.update(show_progress=True)
+        except (RuntimeError, AssistantError) as exc:
+            gr.Warning(str(exc), title="Indexation")
+            return (*library_view(), gr.update())
+        message = render.update_message(summary)
+        if summary["failed"]:
+            message += " Laissés de côté : " + " ; ".join(f"{f['source']} ({f['reason']})" for f in summary["failed"]) + "."
+        return (*library_view(), message)
+
+    def upload(files: list | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        if not allowed(request):
+            raise gr.Error("Connectez-vous pour ajouter des documents.", title="Accès refusé", print_exception=False)
+        added, refused = [], []
+        for file in files or []:
+            path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
+            name = getattr(file, "orig_name", None) or path.name
+            try:
+                added.append(library.add(name, path.read_bytes()))
+            except (ValueError, OSError) as exc:
+                refused.append(str(exc))
+        for reason in refused:
+            gr.Warning(reason, title="Fichier refusé")
+        if not added:
+            return (*library_view(), "Aucun fichier ajouté.", None)
+        *view, message = reindex(request, progress)
+        return (*view, f"Ajouté(s) : {', '.join(added)}. {message}", None)
+
+    def remove(source: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        if not allowed(request):
+            raise gr.Error("Connectez-vous pour retirer des documents.", title="Accès refusé", print_exception=False)
+        if not source:
+            gr.Warning("Choisissez d'abord le document à retirer.", title="Attention")
+            return (*library_view(), gr.update())
+        try:
+            kept = library.remove(source)
+        except (ValueError, OSError) as exc:
+            gr.Warning(str(exc), title="Attention")
+            return (*library_view(), gr.update())
+        *view, message = reindex(request, progress)
+        return (*view, f"« {source} » retiré (une copie est gardée dans {TRASH}/{kept.name}). {message}")
 
     # -- programmatic endpoint -----------------------------------------------------------------
     def ask(question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -194,7 +274,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
     # -- layout --------------------------------------------------------------------------------
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.HTML(render.header_html(titles), elem_id="header")
+        header = gr.HTML(render.header_html(titles), elem_id="header")
         turns = gr.State([])  # finished turns: question, history before it, Answer.to_dict()
         conversation = gr.State(None)  # an id, drawn at the first question
         pending = gr.State("")
@@ -220,8 +300,19 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                     send_comment = gr.Button("Envoyer le commentaire", elem_id="send-comment", size="sm")
                 gr.Markdown("Sous chaque réponse, le pouce levé ou baissé enregistre votre avis (avec la conversation) "
                             "pour améliorer l'assistant.", elem_classes=["ia-hint"])
-            with gr.Tab("Documents", id="documents-tab"):
-                gr.HTML(render.status_html(assistant.index.manifest, settings.engine), elem_id="index-status")
+            with gr.Tab("Documents", id="documents-tab") as documents_tab:
+                status = gr.HTML(render.status_html(assistant.index.manifest, settings.engine), elem_id="index-status")
+                catalogue = gr.HTML(elem_id="library")
+                with gr.Group(visible=False) as manage:
+                    uploads = gr.File(label=f"Ajouter des documents ({', '.join(SUPPORTED_SUFFIXES)} ; "
+                                            f"{settings.max_document_bytes / 1e6:.0f} Mo au plus)",
+                                      file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), elem_id="upload")
+                    with gr.Row(equal_height=True):
+                        to_remove = gr.Dropdown(choices=[], value=None, label="Document à retirer", elem_id="remove-source",
+                                                scale=3)
+                        remove_button = gr.Button("Retirer", variant="stop", elem_id="remove", scale=1, min_width=110)
+                        reindex_button = gr.Button("Réindexer", elem_id="reindex", scale=1, min_width=110)
+                    library_message = gr.Markdown(elem_id="library-message")
                 with gr.Row():
                     with gr.Column(scale=1, min_width=240):
                         document = gr.Dropdown(choices=titles, value=titles[0], label="Document", elem_id="document")
@@ -266,6 +357,13 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         chatbot.like(on_like, [turns, conversation], [rated, comment_box, comment], **private)
         for trigger in (send_comment.click, comment.submit):
             trigger(on_comment, [comment, rated], [comment, comment_box], **private)
+        view_outputs = [catalogue, status, document, to_remove, header]
+        for trigger in (demo.load, documents_tab.select):
+            trigger(show_library, None, [*view_outputs, manage], **private)
+        library_lane = {"concurrency_id": "library", "concurrency_limit": 1}
+        uploads.upload(upload, [uploads], [*view_outputs, library_message, uploads], **library_lane, **private)
+        remove_button.click(remove, [to_remove], [*view_outputs, library_message], **library_lane, **private)
+        reindex_button.click(reindex, None, [*view_outputs, library_message], **library_lane, **private)
         document.change(pick_document, [document], [section, view], **private)
         section.change(show_section, [document, section], [view], **private)
         gr.api(ask, api_name="ask", **lane)
@@ -273,9 +371,11 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False, corpus_dir: str | Path | None = None):
+           prevent_thread_lock: bool = False, quiet: bool = False, corpus_dir: str | Path | None = None,
+           max_file_size: int | None = None):
     """Serve the app; refuses a non-loopback address without authentication. With ``corpus_dir``,
-    its files are served read-only at ``/documents/`` (the Sources links)."""
+    its files are served read-only at ``/documents/`` (the Sources links). ``max_file_size``:
+    uploads larger than this many bytes are refused."""
     check_exposure(host, auth or [])
     from starlette.middleware import Middleware
 
@@ -289,5 +389,5 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: lis
         server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,
         auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
         theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
-        enable_monitoring=False,
+        enable_monitoring=False, max_file_size=max_file_size,
     )

@@ -157,3 +157,36 @@ def status_html(manifest: dict, engine: str) -> str:
     ]
     cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="ia-status"><caption>État de l\'index</caption>{cells}</table>'
+
+
+STATUS_LABELS = {"indexed": "indexé", "new": "nouveau, pas encore indexé", "changed": "modifié, à réindexer",
+                 "failed": "laissé de côté"}
+
+
+def library_html(entries: Iterable[dict]) -> str:
+    """Every file of the corpus folder: title, file (a link to it), pages, sections, passages, status and,
+    for a file left out, the reason."""
+    entries = list(entries)
+    rows = []
+    for e in entries:
+        failed = e.get("status") == "failed"
+        link = f'<a href="{html.escape(document_link(e["source"]), quote=True)}" target="_blank" rel="noopener noreferrer">' \
+               f'{esc(e["source"])}</a>' if not failed else esc(e["source"])
+        status = esc(STATUS_LABELS.get(e.get("status", ""), e.get("status", "")))
+        reason = f' : {esc(e["reason"])}' if e.get("reason") else ""
+        rows.append(f'<tr class="ia-doc-{esc(e.get("status", ""))}"><td>{esc(e.get("title", ""))}</td><td>{link}</td>'
+                    f'<td>{int(e["pages"]) if e.get("pages") else "–"}</td><td>{int(e.get("sections") or 0)}</td>'
+                    f'<td>{int(e.get("chunks") or 0)}</td><td>{status}{reason}</td></tr>')
+    failed = sum(1 for e in entries if e.get("status") == "failed")
+    caption = f"{len(entries)} fichier(s) dans le corpus" + (f", dont {failed} laissé(s) de côté" if failed else "")
+    return (f'<table class="ia-library"><caption>{esc(caption)}</caption><thead><tr><th scope="col">Titre</th>'
+            '<th scope="col">Fichier</th><th scope="col">Pages</th><th scope="col">Sections</th>'
+            f'<th scope="col">Passages</th><th scope="col">État</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def update_message(summary: dict) -> str:
+    """What a re-indexing did, in one French sentence."""
+    parts = [f"{len(summary.get(key, []))} {label}" for key, label in
+             (("added", "ajouté(s)"), ("updated", "modifié(s)"), ("removed", "retiré(s)"), ("failed", "laissé(s) de côté"))]
+    return (f"Index à jour en {summary.get('seconds', 0):.1f} s : {', '.join(parts)} ; "
+            f"{summary.get('chunks_embedded', 0)} passage(s) calculé(s), {summary.get('documents', 0)} document(s) indexé(s).")
