@@ -50,7 +50,7 @@ def test_sub_folders_are_read_and_a_size_limit_applies(tmp_path):
 
 
 def test_empty_and_missing_corpus(tmp_path):
-    (tmp_path / "notes.odt").write_bytes(b"PK")  # not a supported format (yet)
+    (tmp_path / "notes.rtf").write_bytes(b"{\\rtf1 Bonjour}")  # not a supported format
     with pytest.raises(AssistantError, match="aucun document"):
         load_corpus(tmp_path)
     (tmp_path / "vide.txt").write_text("", encoding="utf-8")
