@@ -62,8 +62,7 @@ class Assistant:
             overrides["engine"] = engine
         settings = (settings or load_settings()).with_overrides(**overrides)
         _check_engine(settings)  # before loading anything
-        embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt,
-                            settings.passage_prompt)
+        embedder = Embedder.from_settings(settings)
         index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
         return cls._compose(settings, embedder, index)
 

@@ -46,7 +46,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     started = time.perf_counter()
-    embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt)
+    embedder = Embedder.from_settings(settings)
     index, summary = update_index(settings, embedder, force=args.force, show_progress=not args.json,
                                   log=(lambda message: None) if args.json else None)
     if args.json:
@@ -226,7 +226,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .retrieval import Retriever
 
     settings = _settings(args)
-    embedder = Embedder(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt)
+    embedder = Embedder.from_settings(settings)
     samples, datasets = [], []
     for spec in args.dataset:
         path_text, _, corpus_text = spec.partition("::")

