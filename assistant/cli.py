@@ -255,6 +255,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                          "documents": index.manifest["documents"]})
     calibration = fit_calibration(samples, args.target_false_abstention, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
+        "embedding_backend": settings.embedding_backend,
         "weighting": "a dataset weighs as the square root of its number of questions"})
     out = calibration.save(args.out or DEFAULT_CALIBRATION)
     print(f"Calibration écrite dans {out} : seuil d'abstention {calibration.threshold:.3f} "

@@ -1,0 +1,198 @@
+"""`make bench`: this assistant beside plain llama-index on the same files, at three corpus sizes.
+
+    .venv/bin/python benchmarks/scale.py [--sizes programme piaf-dev large] [--questions 60]
+
+Each (size, system) runs in a child process of its own, so that its peak RSS is its own (read with
+``os.wait4``). "ours" is ``Assistant.load`` (hybrid retrieval, extractive answers, the configured
+embedding backend); "llama-index" is ``VectorStoreIndex.from_documents`` with its default
+``SentenceSplitter`` and the same e5 model through sentence-transformers (torch), what a plain
+llama-index user gets. Questions: the dataset of the corpus, the first ``--questions``; each is
+asked once to warm up, then timed (search, then ask) with the query cache cleared.
+
+Sizes: ``programme`` is ``corpus/``; ``piaf-dev`` is ``../shared/benchmarks/piaf-dev/corpus``;
+``large`` is both plus Debian's French manual pages (``manpages-fr``, ``manpages-fr-dev``, installed
+by ``make bench``) rendered to text by ``man`` into ``data/bench/large``, at least 20 MB of text.
+Results: a Markdown table on stdout and ``data/bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PIAF = ROOT.parent / "shared" / "benchmarks" / "piaf-dev"
+MAN_ROOT = Path("/usr/share/man/fr")
+SIZES = {
+    "programme": (ROOT / "corpus", ROOT / "evals" / "datasets" / "dev.jsonl"),
+    "piaf-dev": (PIAF / "corpus", PIAF / "questions.jsonl"),
+    "large": (ROOT / "data" / "bench" / "large", PIAF / "questions.jsonl"),
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def corpus_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.suffix in (".txt", ".md"))
+
+
+def make_large_corpus(target: Path) -> Path:
+    """The programme page, piaf-dev's articles and every French manual page as text (``man``)."""
+    if (target / ".complete").exists():
+        return target
+    pages = sorted(p for p in MAN_ROOT.rglob("*") if p.is_file())
+    if not pages:
+        raise SystemExit("Pages de manuel françaises absentes : `make bench` installe manpages-fr et manpages-fr-dev.")
+    shutil.rmtree(target, ignore_errors=True)
+    (target / "man").mkdir(parents=True)
+    shutil.copytree(ROOT / "corpus", target / "programme", ignore=shutil.ignore_patterns("manifest.toml"))
+    shutil.copytree(PIAF / "corpus", target / "piaf-dev")
+    env = dict(os.environ, MANWIDTH="100", LANG="fr_FR.UTF-8", MAN_KEEP_FORMATTING="0")
+    for page in pages:
+        name = page.name.removesuffix(".gz")
+        done = subprocess.run(["man", "-l", "-E", "UTF-8", str(page)], capture_output=True, env=env, timeout=60)
+        text = done.stdout.decode("utf-8", "replace")
+        text = "".join(c for c in text if c >= " " or c in "\n\t")  # no backspace overstrikes
+        if len(text.strip()) < 200:  # a .so redirect or an empty page
+            continue
+        (target / "man" / f"{page.parent.name}-{name}.txt").write_text(text, encoding="utf-8")
+    (target / ".complete").write_text("", encoding="utf-8")
+    return target
+
+
+def questions(path: Path, count: int) -> list[str]:
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [item["question"] for item in items if not item.get("history")][:count]
+
+
+def run_ours(corpus: Path, asked: list[str], work: Path) -> dict:
+    from assistant import Assistant
+    from assistant.config import load_settings
+
+    settings = load_settings(corpus_dir=corpus, index_dir=work / "index", data_dir=work / "data")
+    started = time.perf_counter()
+    assistant = Assistant.load(settings=settings)
+    loaded = time.perf_counter() - started
+    build = assistant.index.manifest["build_seconds"]
+    for question in asked:  # warm-up
+        assistant.ask(question)
+    search_ms, ask_ms = [], []
+    for question in asked:
+        assistant.embedder._query_cache.clear()  # noqa: SLF001 - time the real query embedding
+        t0 = time.perf_counter()
+        assistant.search(question)
+        search_ms.append((time.perf_counter() - t0) * 1000)
+        assistant.embedder._query_cache.clear()  # noqa: SLF001
+        t0 = time.perf_counter()
+        assistant.ask(question)
+        ask_ms.append((time.perf_counter() - t0) * 1000)
+    return {"build_s": build, "load_s": round(loaded, 2), "chunks": len(assistant.index.chunks),
+            "documents": assistant.index.manifest["documents"], "search_ms": search_ms, "ask_ms": ask_ms,
+            "backend": assistant.embedder.backend}
+
+
+def run_llama_index(corpus: Path, asked: list[str], work: Path) -> dict:
+    from llama_index.core import Document, VectorStoreIndex
+
+    from assistant.config import load_settings
+    from assistant.corpus import load_corpus
+    from assistant.embeddings import Embedder
+    from assistant.index import configure_llama_index
+
+    settings = load_settings(corpus_dir=corpus, index_dir=work / "index", data_dir=work / "data",
+                             embedding_backend="torch")
+    started = time.perf_counter()
+    embed_model = configure_llama_index(Embedder.from_settings(settings))
+    begun = time.perf_counter()
+    documents = [Document(text=d.text, id_=d.id, metadata={"title": d.title}) for d in load_corpus(corpus)]
+    index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
+    build = time.perf_counter() - begun
+    retriever = index.as_retriever(similarity_top_k=2)
+    for question in asked:
+        retriever.retrieve(question)
+    search_ms = []
+    for question in asked:
+        t0 = time.perf_counter()
+        retriever.retrieve(question)
+        search_ms.append((time.perf_counter() - t0) * 1000)
+    # Its "answer" is the top passage: asking costs what searching costs.
+    return {"build_s": round(build, 2), "load_s": round(time.perf_counter() - started, 2),
+            "chunks": len(index.docstore.docs), "documents": len(documents), "search_ms": search_ms,
+            "ask_ms": search_ms, "backend": "torch"}
+
+
+def child(system: str, corpus: Path, dataset: Path, count: int) -> None:
+    asked = questions(dataset, count)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        result = (run_ours if system == "ours" else run_llama_index)(corpus, asked, Path(tmp))
+    result["questions"] = len(asked)
+    print(json.dumps(result))
+
+
+def measure(system: str, size: str, count: int) -> dict:
+    corpus, dataset = SIZES[size]
+    process = subprocess.Popen([sys.executable, __file__, "--child", system, str(corpus), str(dataset), str(count)],
+                               stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{system} / {size} a échoué (code {status}).")
+    result = json.loads(output.strip().splitlines()[-1])
+    kb = corpus_bytes(corpus) / 1000
+    search, ask = result.pop("search_ms"), result.pop("ask_ms")
+    return {"system": system, "size": size, "corpus_kb": round(kb, 1), **result,
+            "kb_per_s": round(kb / result["build_s"], 1) if result["build_s"] else None,
+            "search_ms_p50": round(statistics.median(search), 1), "search_ms_p95": round(percentile(search, 95), 1),
+            "ask_ms_p50": round(statistics.median(ask), 1), "ask_ms_p95": round(percentile(ask, 95), 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def table(rows: list[dict]) -> str:
+    columns = [("size", "corpus"), ("corpus_kb", "KB of text"), ("system", "system"), ("documents", "documents"),
+               ("chunks", "chunks"), ("build_s", "build s"), ("kb_per_s", "KB/s"), ("search_ms_p50", "search p50 ms"),
+               ("search_ms_p95", "search p95 ms"), ("ask_ms_p50", "ask p50 ms"), ("ask_ms_p95", "ask p95 ms"),
+               ("peak_rss_mb", "peak RSS MB")]
+    lines = ["| " + " | ".join(label for _, label in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(key, "")) for key, _ in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--systems", nargs="+", choices=["ours", "llama-index"], default=["ours", "llama-index"])
+    parser.add_argument("--questions", type=int, default=60)
+    args = parser.parse_args()
+    if "large" in args.sizes:
+        make_large_corpus(SIZES["large"][0])
+    rows = []
+    for size in args.sizes:
+        for system in args.systems:
+            rows.append(measure(system, size, args.questions))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    out = ROOT / "data" / "bench" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}, indent=2),
+                   encoding="utf-8")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
