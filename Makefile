@@ -22,7 +22,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DGGML_AVX512_VBMI=$(call cpu_has,avx512vbmi) -DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) \
 	-DGGML_AVX_VNNI=$(call cpu_has,avx_vnni) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
-.PHONY: install llm index serve chromium manpages-fr test bench loadtest eval clean
+.PHONY: install llm index serve chromium french-docs test bench loadtest eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -54,12 +54,14 @@ test: install llm chromium
 	$(BIN)/python -m pytest
 
 # This assistant beside plain llama-index at three corpus sizes, the largest with Debian's French
-# manual pages (installed here; not part of make test). Results in data/bench/results.json.
-manpages-fr:
-	@test -d /usr/share/man/fr/man3 || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
-		$$SUDO apt-get update && $$SUDO apt-get install -y man-db manpages-fr manpages-fr-dev; }
+# manual pages and manuals (installed here; not part of make test). Results in data/bench/results.json.
+FRENCH_DOCS := man-db manpages-fr manpages-fr-dev debian-reference-fr developers-reference-fr debian-faq-fr \
+	maint-guide-fr debian-edu-doc-fr gimp-help-fr aptitude-doc-fr kicad-doc-fr linuxcnc-doc-fr debian-handbook
+french-docs:
+	@dpkg -s $(FRENCH_DOCS) >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends $(FRENCH_DOCS); }
 
-bench: install manpages-fr
+bench: install french-docs
 	$(BIN)/python benchmarks/scale.py
 
 # 20 web clients x 5 questions at once against one client alone (loopback only; not part of make test).

@@ -10,8 +10,9 @@ llama-index user gets. Questions: the dataset of the corpus, the first ``--quest
 asked once to warm up, then timed (search, then ask) with the query cache cleared.
 
 Sizes: ``programme`` is ``corpus/``; ``piaf-dev`` is ``../shared/benchmarks/piaf-dev/corpus``;
-``large`` is both plus Debian's French manual pages (``manpages-fr``, ``manpages-fr-dev``, installed
-by ``make bench``) rendered to text by ``man`` into ``data/bench/large``, at least 20 MB of text.
+``large`` is both plus Debian's French manual pages (``manpages-fr``, ``manpages-fr-dev``) rendered
+to text by ``man``, and the French manuals of a few Debian packages as web pages and PDFs (installed by
+``make bench``), in ``data/bench/large``: more than 20 MB of extracted text.
 Results: a Markdown table on stdout and ``data/bench/results.json``.
 """
 
@@ -34,6 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 PIAF = ROOT.parent / "shared" / "benchmarks" / "piaf-dev"
 MAN_ROOT = Path("/usr/share/man/fr")
+# French manuals of Debian packages: web pages and PDFs, read by the corpus reader like any document.
+FRENCH_DOC_PACKAGES = ("debian-reference-fr", "developers-reference-fr", "debian-faq-fr", "maint-guide-fr",
+                       "debian-edu-doc-fr", "gimp-help-fr", "aptitude-doc-fr", "kicad-doc-fr", "linuxcnc-doc-fr",
+                       "debian-handbook")
 SIZES = {
     "programme": (ROOT / "corpus", ROOT / "evals" / "datasets" / "dev.jsonl"),
     "piaf-dev": (PIAF / "corpus", PIAF / "questions.jsonl"),
@@ -46,8 +51,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def corpus_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.suffix in (".txt", ".md"))
+def text_bytes(folder: Path) -> int:
+    """UTF-8 bytes of the text the corpus reader extracts (web pages without their markup)."""
+    from assistant.corpus import read_corpus
+
+    return sum(len(d.text.encode("utf-8")) for d in read_corpus(folder)[0])
 
 
 def make_large_corpus(target: Path) -> Path:
@@ -70,6 +78,13 @@ def make_large_corpus(target: Path) -> Path:
         if len(text.strip()) < 200:  # a .so redirect or an empty page
             continue
         (target / "man" / f"{page.parent.name}-{name}.txt").write_text(text, encoding="utf-8")
+    for package in FRENCH_DOC_PACKAGES:
+        listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True).stdout.split()
+        french = [p for p in listed if p.endswith((".html", ".pdf")) and Path(p).is_file() and not Path(p).is_symlink()
+                  and (package != "debian-handbook" or "/fr-FR/" in p)]  # the handbook holds every language
+        for number, page in enumerate(sorted(french)):
+            (target / package).mkdir(exist_ok=True)
+            shutil.copyfile(page, target / package / f"{number:04d}-{Path(page).name}")
     (target / ".complete").write_text("", encoding="utf-8")
     return target
 
@@ -152,7 +167,7 @@ def measure(system: str, size: str, count: int) -> dict:
     if status != 0:
         raise SystemExit(f"{system} / {size} a échoué (code {status}).")
     result = json.loads(output.strip().splitlines()[-1])
-    kb = corpus_bytes(corpus) / 1000
+    kb = text_bytes(corpus) / 1000
     search, ask = result.pop("search_ms"), result.pop("ask_ms")
     return {"system": system, "size": size, "corpus_kb": round(kb, 1), **result,
             "kb_per_s": round(kb / result["build_s"], 1) if result["build_s"] else None,
