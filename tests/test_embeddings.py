@@ -109,7 +109,7 @@ def test_onnx_int8_backend_stays_close_to_the_model(embedder, torch_embedder, ki
 def test_index_records_the_backend(assistant, torch_embedder):
     from assistant.index import stale_reasons
 
-    assert assistant.index.manifest["embedding_backend"] == "onnx-int8"
+    assert assistant.index.manifest["embedding_backend"].startswith("onnx-int8/")
     settings = assistant.settings.with_overrides(embedding_backend="torch")
     assert "embedding_backend" in stale_reasons(assistant.index.manifest, settings, torch_embedder)
     with pytest.raises(Exception, match="embedding_backend inconnu"):
