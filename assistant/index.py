@@ -209,7 +209,6 @@ class IndexBuilder:
                      sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
                      heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
 
-
     def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
         """One vector per text: those already known are reused, the others encoded once each."""
         missing = list(dict.fromkeys(t for t in texts if t not in known))

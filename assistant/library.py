@@ -48,13 +48,20 @@ class Library:
 
     def __init__(self, corpus_dir: str | Path, max_bytes: int) -> None:
         self.root, self.max_bytes = Path(corpus_dir), max_bytes
+        self._read: tuple[tuple, list, list] | None = None  # the folder's signature and what was read
 
     def catalogue(self, index: Index) -> list[DocumentInfo]:
-        """Every file of the folder, readable or not, with what the published ``index`` holds of it."""
-        try:
-            documents, failures = read_corpus(self.root, self.max_bytes)
-        except AssistantError:
-            documents, failures = [], []  # an empty folder: nothing to list but the failures below
+        """Every file of the folder, readable or not, with what the published ``index`` holds of it.
+        The folder is read again only when a file's size or time changed (a PDF of 1,000 pages
+        takes seconds to read)."""
+        signature = self._signature()
+        if self._read is None or self._read[0] != signature:
+            try:
+                documents, failures = read_corpus(self.root, self.max_bytes)
+            except AssistantError:
+                documents, failures = [], []  # no usable document: nothing to list
+            self._read = (signature, documents, failures)
+        _, documents, failures = self._read
         indexed = index.manifest.get("corpus", {})
         chunks: dict[str, list] = {}
         for chunk in index.chunks:
@@ -67,6 +74,13 @@ class Library:
         entries += [DocumentInfo(source=f.source, title=Path(f.source).stem, status="failed", reason=f.reason)
                     for f in failures]
         return sorted(entries, key=lambda e: e.source)
+
+    def _signature(self) -> tuple:
+        try:
+            return tuple(sorted((p.relative_to(self.root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                                for p in self.root.rglob("*") if p.is_file()))
+        except OSError:
+            return ()
 
     def add(self, name: str, content: bytes) -> str:
         """Store an uploaded file in the corpus folder; returns its ``source``. Raises ``ValueError``

@@ -19,7 +19,6 @@ Results: a Markdown table on stdout and ``data/bench/results.json``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil

@@ -211,8 +211,12 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                 gr.update(choices=titles_now, value=titles_now[0]), gr.update(choices=sources, value=None),
                 render.header_html(titles_now))
 
-    def show_library(request: gr.Request):
-        return (*library_view(), gr.update(visible=allowed(request)))
+    def on_load(request: gr.Request):
+        """At each page load: the header and status of the index being served, and whether this
+        visitor may manage documents (the library itself is read when its tab is opened)."""
+        titles_now = list(current_outline()) or ["(aucun document)"]
+        return (render.header_html(titles_now), render.status_html(assistant.index.manifest, settings.engine),
+                gr.update(visible=allowed(request)))
 
     def reindex(request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         if not allowed(request):
@@ -358,8 +362,8 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         for trigger in (send_comment.click, comment.submit):
             trigger(on_comment, [comment, rated], [comment, comment_box], **private)
         view_outputs = [catalogue, status, document, to_remove, header]
-        for trigger in (demo.load, documents_tab.select):
-            trigger(show_library, None, [*view_outputs, manage], **private)
+        demo.load(on_load, None, [header, status, manage], **private)
+        documents_tab.select(library_view, None, view_outputs, **private)
         library_lane = {"concurrency_id": "library", "concurrency_limit": 1}
         uploads.upload(upload, [uploads], [*view_outputs, library_message, uploads], **library_lane, **private)
         remove_button.click(remove, [to_remove], [*view_outputs, library_message], **library_lane, **private)
