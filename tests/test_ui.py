@@ -157,10 +157,13 @@ def test_hostile_text_is_inert() -> None:
         "source": evil, "document": "d"}]}
     html = render.answer_html(answer) + render.user_html(evil) + render.header_html([evil])
     html += render.section_html(evil, evil, [evil]) + render.status_html({"embedding_model": evil}, evil)
-    for dangerous in ("<script", "<img", "</details></ol>", 'onerror=alert(1)>', '"javascript:'):
+    html += render.library_html([{"source": evil, "title": evil, "status": "failed", "reason": evil},
+                                 {"source": evil, "title": evil, "status": evil, "pages": 2, "chunks": 3}])
+    html += render.sources_html([{"number": 1, "title": "t", "source": "a.txt", "url": "javascript:alert(1)", "text": "x"}])
+    for dangerous in ("<script", "<img", "</details></ol>", 'onerror=alert(1)>', '"javascript:', "<td><script"):
         assert dangerous not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert html.count("<details") == html.count("</details>") == 2  # the layout is ours alone
+    assert html.count("<details") == html.count("</details>") == 4  # the layout is ours alone
     passage = render.marked_passage(answer["citations"][0])
     assert passage.startswith("Avant. <mark>&lt;script&gt;") and passage.endswith("</mark> Après.")
 

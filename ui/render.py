@@ -85,7 +85,7 @@ def marked_passage(citation: dict) -> str:
 
 def original_link(citation: dict) -> str:
     """A link to what the passage was taken from: the document's web address, else its file (at the page)."""
-    if citation.get("url"):
+    if re.match(r"https?://", str(citation.get("url") or "")):  # never javascript: or data:
         href, label = citation["url"], "ouvrir la page"
     elif citation.get("source"):
         href, label = document_link(citation["source"], citation.get("page")), "ouvrir le document"
