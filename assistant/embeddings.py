@@ -400,6 +400,9 @@ class OnnxEncoder:
             ids = np.asarray([tokens], dtype=np.int64)
             out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
 
+        if len(texts) == 1:  # a query: no pool to start on the hot path
+            run(0, self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"][0])
+            return out
         slice_size = 2048  # wordpieces of a slice at a time, not of a 20 MB corpus at once
         with ThreadPoolExecutor(self.workers) as pool, \
                 tqdm(total=len(texts), desc="Vecteurs", unit="texte", disable=not show_progress) as bar:

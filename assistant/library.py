@@ -125,13 +125,30 @@ class Library:
         return kept
 
     def _inside(self, source: str) -> Path:
-        root = self.root.resolve()
-        path = self.root / source
-        if (not source or any(part.startswith(".") for part in Path(source).parts) or path.is_symlink()
-                or path.suffix.lower() not in SUPPORTED_SUFFIXES or not path.resolve().is_relative_to(root)
-                or not path.is_file()):
+        path = corpus_file(self.root, source)
+        if path is None or path.is_symlink():
             raise ValueError(f"« {source} » n'est pas un document du corpus.")
         return path
+
+
+def corpus_file(root: str | Path, source: str) -> Path | None:
+    """The file ``source`` (a path relative to the corpus folder ``root``) names, or None when it is
+    not a document of the folder: empty, absolute, with a NUL, through a hidden or ``..`` part, of
+    an unsupported type, not a regular file, or leading outside the folder once links are resolved."""
+    root = Path(root)
+    if not source or "\x00" in source or source.startswith("/"):
+        return None
+    if any(part.startswith(".") for part in Path(source).parts):  # hidden, "." and ".." alike
+        return None
+    path = root / source
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if (not target.is_relative_to(root.resolve()) or not target.is_file()
+            or {path.suffix.lower(), target.suffix.lower()} - set(SUPPORTED_SUFFIXES)):
+        return None
+    return path
 
 
 def safe_name(name: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from assistant.corpus import SUPPORTED_SUFFIXES
+from assistant.library import corpus_file
 
 from .access import json_response, signed_in
 
@@ -63,15 +63,4 @@ class DocumentFiles:
 
     def resolve(self, source: str) -> Path | None:
         """The file ``source`` names inside the corpus, or None when it is not one to serve."""
-        if not source or "\x00" in source or source.startswith("/"):
-            return None
-        parts = Path(source).parts
-        if any(part in ("..", ".") or part.startswith(".") for part in parts):
-            return None
-        try:
-            target = (self.root / source).resolve()
-        except (OSError, RuntimeError):
-            return None
-        if not target.is_relative_to(self.root) or not target.is_file() or target.suffix.lower() not in SUPPORTED_SUFFIXES:
-            return None
-        return target
+        return corpus_file(self.root, source)
