@@ -78,6 +78,7 @@ class Answer:
     notices: tuple[str, ...] = ()  # e.g. "question truncated"
     spans: tuple[tuple[int, int], ...] = ()  # the answer itself inside ``text`` (a date, a name...)
     confidence: float | None = None  # calibrated probability that the corpus answers (calibrated scorer)
+    conversational: bool = False  # a reply to a greeting, thanks or a request for help: nothing was searched
 
     @property
     def markdown(self) -> str:
@@ -95,6 +96,7 @@ class Answer:
             "language": self.language, "engine": self.engine, "timings": dict(self.timings),
             "retrieved": [p.to_dict() for p in self.retrieved], "notices": list(self.notices),
             "spans": [list(s) for s in self.spans], "markdown": self.markdown, "confidence": self.confidence,
+            "conversational": self.conversational,
         }
 
 

@@ -8,16 +8,18 @@ import logging
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .answering import Answer, ExtractiveAnswerer
-from .chat import FollowUpRewriter, validate_history
+from .chat import FollowUpRewriter, small_talk, small_talk_reply, validate_history, without_greeting
+from .discovery import Discovery, Explorer, candidate_questions
 from .config import Settings, load_settings
 from .embeddings import Embedder
 from .index import Index, ensure_index, stale_reasons, update_index
 from .retrieval import Passage, Retriever
-from .text import require_utf8
+from .text import guess_language, require_utf8
 
 log = logging.getLogger("assistant")
 ENGINES = ("extractive", "llm", "openai")
@@ -34,6 +36,7 @@ class Assistant:
         self._pipeline = (index, retriever, answerer, rewriter)
         self._backends = {} if backends is None else backends  # language models, shared with variants
         self._updating = threading.Lock()
+        self._discovery: tuple[Index, Discovery] | None = None
 
     @property
     def index(self) -> Index:
@@ -121,6 +124,26 @@ class Assistant:
         finally:
             self._updating.release()
 
+    def discover(self) -> Discovery:
+        """The corpus at a glance (``discovery.Discovery``): documents, glossary, timeline, and
+        suggested questions, each of which this assistant answers with a citation. Computed once
+        per published index."""
+        index = self.index
+        cached = self._discovery
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        found = Explorer().explore(index.chunks)
+        questions: list[str] = []
+        for question in candidate_questions(found)[:self.settings.suggested_questions * 5]:
+            answer = self.ask(question)
+            if not answer.abstained and answer.citations:
+                questions.append(question)
+                if len(questions) == self.settings.suggested_questions:
+                    break
+        found = replace(found, questions=tuple(questions))
+        self._discovery = (index, found)
+        return found
+
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
         question, _ = self._clean_question(question)
@@ -139,8 +162,18 @@ class Assistant:
         started = time.perf_counter()
         question, notices = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
-        _, retriever, answerer, rewriter = self._pipeline
+        index, retriever, answerer, rewriter = self._pipeline
         turns = validate_history(history)
+        talk = small_talk(question)
+        if talk is not None:  # a greeting, thanks or « aide »: a reply, not a search
+            kind, language = talk
+            titles = list(dict.fromkeys(c.title or c.document for c in index.chunks))
+            text = small_talk_reply(kind, language, titles, list(self.discover().questions))
+            yield Answer(text=text, citations=(), abstained=False, query="", question=question, language=language,
+                         engine=self.settings.engine, timings={"total_ms": _ms(started, time.perf_counter())},
+                         notices=tuple(notices), conversational=True)
+            return
+        question = without_greeting(question)
         # Only the recent turns can be what a follow-up refers to; a long history costs time, not sense.
         limit = self.settings.max_question_chars
         turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
@@ -154,8 +187,8 @@ class Assistant:
             if isinstance(piece, Answer):
                 timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
                            **piece.timings, "total_ms": _ms(started, time.perf_counter())}
-                yield Answer(**{**piece.__dict__, "timings": timings, "notices": (*notices, *piece.notices),
-                                "retrieved": piece.retrieved[:k]})
+                yield Answer(**{**piece.__dict__, "timings": timings, "retrieved": piece.retrieved[:k],
+                                "notices": (*notices, *piece.notices, *_language_notice(piece))})
             else:
                 yield piece
 
@@ -177,6 +210,14 @@ class Assistant:
             notices.append(notice)
             question = question[:limit]
         return question, notices
+
+
+def _language_notice(answer: Answer) -> tuple[str, ...]:
+    """An English question answered with quotes in French says so (in English)."""
+    quoted = " ".join(q for c in answer.citations for q in c.quotes)
+    if answer.abstained or answer.language == "fr" or not quoted or guess_language(quoted) == answer.language:
+        return ()
+    return ("The quotes are in the language of the documents (French); they are not translated.",)
 
 
 def _check_engine(settings: Settings) -> None:

@@ -115,3 +115,71 @@ class FollowUpRewriter:
         stripped = _CONNECTOR.sub("", question).strip(" ,")
         stripped = stripped[:1].upper() + stripped[1:]
         return " — ".join([stripped] + context + ([", ".join(names)] if names else []))
+
+
+# -- greetings, thanks and help: answered without searching ------------------------------------
+_POLITE = r"(?:s['’]il (?:te|vous) pla[iî]t|stp|svp|please|beaucoup|bien|à vous|a vous|à toi|a toi|" \
+          r"encore|infiniment|so much|a lot|very much|tout le monde|everyone|there|l['’]assistant|assistant)"
+_SMALL_TALK = {
+    "greeting": re.compile(r"(?:bonjour|bonsoir|salut|coucou|hello|hi|hey|good (?:morning|afternoon|evening)|"
+                           r"rebonjour|bonne journée|bonne soirée)(?:\s+" + _POLITE + r")*", re.IGNORECASE),
+    "thanks": re.compile(r"(?:(?:super|parfait|génial|genial|ok|d['’]accord|très bien|top|great|perfect|ok)\s*,?\s*)?"
+                         r"(?:merci|thanks|thank you|thx|je vous remercie|je te remercie)(?:\s+" + _POLITE + r")*",
+                         re.IGNORECASE),
+    "help": re.compile(r"(?:aide|aidez-moi|aide-moi|help|help me|comment ça marche|comment ca marche|"
+                       r"comment (?:t['’]utiliser|vous utiliser|utiliser l['’]assistant)|mode d['’]emploi|"
+                       r"que (?:peux|pouvez|sais|savez)[- ](?:tu|vous)(?: faire)?|qu['’]est-ce que (?:tu peux|vous pouvez) faire|"
+                       r"que puis-je (?:te |vous )?demander|quelles questions (?:puis-je|peut-on) poser|"
+                       r"qui es-tu|qui êtes-vous|what can you do|how does (?:this|it) work|who are you|"
+                       r"what can i ask)(?:\s+" + _POLITE + r")*", re.IGNORECASE),
+}
+_ENGLISH_TALK = re.compile(r"\b(hello|hi|hey|good|thanks|thank|thx|help|what|how|who|please)\b", re.IGNORECASE)
+_FRENCH_TALK = re.compile(r"\b(bonjour|merci|aide|salut|bonsoir|comment|que|qu|quelles|qui)\b", re.IGNORECASE)
+_LEADING_GREETING = re.compile(r"^\s*(?:bonjour|bonsoir|salut|coucou|hello|hi|hey)\b[\s,;:!.]*(?=\S)", re.IGNORECASE)
+
+
+def small_talk(question: str) -> tuple[str, str] | None:
+    """(``greeting`` | ``thanks`` | ``help``, ``fr`` | ``en``) when the whole message is one of those
+    (punctuation, emoji and politeness aside), else None: such a message is not a question about the
+    documents and is not searched."""
+    core = re.sub(r"[\s!.,;:…?👋🙏🙂😊👍]+", " ", question).strip()
+    if not core:
+        return ("help", "fr") if "?" in question else None
+    for kind, pattern in _SMALL_TALK.items():
+        if pattern.fullmatch(core):
+            english = _ENGLISH_TALK.search(core) and not _FRENCH_TALK.search(core)
+            return kind, "en" if english else "fr"
+    return None
+
+
+def without_greeting(question: str) -> str:
+    """« Bonjour, quand … ? » -> « quand … ? »: a greeting before a question is not part of it."""
+    stripped = _LEADING_GREETING.sub("", question)
+    return stripped if stripped != question and small_talk(question) is None else question
+
+
+def small_talk_reply(kind: str, language: str, titles: list[str], examples: list[str]) -> str:
+    """What the assistant says to a greeting, thanks or a request for help: what it is, what it
+    knows (the documents' titles) and questions it can answer."""
+    shown = ", ".join(f"« {t} »" for t in titles[:3]) + (" …" if len(titles) > 3 else "")
+    asked = " ; ".join(f"« {q} »" for q in examples[:2])
+    if language == "en":
+        scope = (f"I answer only from the {len(titles)} indexed document(s) ({shown}), and every answer cites "
+                 "the passage it comes from; when the documents do not hold the answer, I say so. "
+                 "The quotes are in the documents' language (French).")
+        if kind == "thanks":
+            return "You're welcome! Ask another question whenever you like."
+        if kind == "greeting":
+            return f"Hello! {scope}" + (f" For example: {asked}." if asked else "")
+        return (f"{scope} Ask a precise question (who, what, when, where, how many…)."
+                + (f" For example: {asked}." if asked else "")
+                + " The « Découvrir » tab lists the documents, their acronyms and key dates.")
+    scope = (f"Je réponds uniquement à partir des {len(titles)} document(s) indexé(s) ({shown}) ; chaque "
+             "réponse cite le passage d'où elle vient, et si l'information n'y figure pas, je vous le dis.")
+    if kind == "thanks":
+        return "Avec plaisir ! Posez une autre question quand vous voulez."
+    if kind == "greeting":
+        return f"Bonjour ! {scope}" + (f" Par exemple : {asked}." if asked else "")
+    return (f"{scope} Posez une question précise (qui, quoi, quand, où, combien…)."
+            + (f" Par exemple : {asked}." if asked else "")
+            + " L'onglet « Découvrir » présente les documents, leurs sigles et les dates clés.")

@@ -86,6 +86,7 @@ class Settings:
     port: int = 7860
     auth: str = ""  # "user:password,user2:password2" or a path to a file of such lines
     eval_interval_seconds: float = 120.0  # the web Évaluation tab: one run per person per interval
+    suggested_questions: int = 6  # questions the chat offers to start with (Découvrir), each one answered
     max_concurrent_requests: int = 8  # answers computed side by side (extractive engine; a language model: 1)
 
     def with_overrides(self, **overrides: Any) -> "Settings":

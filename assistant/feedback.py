@@ -134,7 +134,8 @@ class FeedbackStore:
 
     def rate(self, conversation: str, turn: int, rating: str, question: str, history: list[dict],
              answer: dict, comment: str | None = None) -> int:
-        """Record (or change) the rating of one answer; returns the row id.
+        """Record (or change) the rating of one answer; returns the row id. A comment made for the
+        other rating is dropped (praise stored beside 👎 would say the opposite of what was meant).
 
         ``answer`` is ``Answer.to_dict()``; ``history`` the conversation before the question.
         """
@@ -149,7 +150,9 @@ class FeedbackStore:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (conversation, turn) DO UPDATE SET
                        rating = excluded.rating, updated_at = excluded.updated_at,
-                       comment = CASE WHEN ? IS NULL THEN feedback.comment ELSE excluded.comment END""",
+                       comment = CASE WHEN ? IS NOT NULL THEN excluded.comment
+                                      WHEN feedback.rating = excluded.rating THEN feedback.comment
+                                      ELSE '' END""",
                 (conversation, turn, rating, comment or "", question, json.dumps(history, ensure_ascii=False),
                  answer.get("text", ""), int(bool(answer.get("abstained"))),
                  json.dumps(citations, ensure_ascii=False), answer.get("query", ""), answer.get("language", ""),

@@ -37,7 +37,10 @@ def test_rate_change_comment_withdraw(store: FeedbackStore) -> None:
     again = store.rate("conv", 1, "down", "Quand ?", history, _answer())  # the user changes their mind
     assert again == first
     (row,) = store.all()
-    assert (row.rating, row.comment, row.question, row.history) == ("down", "Très clair.", "Quand ?", history)
+    # The praise does not stay beside the 👎 (issue 13); the same rating again keeps its comment.
+    assert (row.rating, row.comment, row.question, row.history) == ("down", "", "Quand ?", history)
+    assert store.comment(first, "Il manque la date.") and store.rate("conv", 1, "down", "Quand ?", history, _answer())
+    assert store.all()[0].comment == "Il manque la date."
     assert row.answer == "Le 15 août 2022 [1]." and row.engine == "extractive" and row.created_at
     assert row.citations[0]["quotes"] == ["Le 15 août 2022."]
     other = store.rate("conv", 2, "up", "Et ensuite ?", [], _answer())

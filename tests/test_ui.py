@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ipaddress
 import os
 import socket
@@ -28,7 +30,7 @@ MINUSMA = "Quand le mandat de la MINUSMA a-t-il pris fin ?"
 FOLLOW_UP = "Et qui l'a décidé ?"
 ABSENT = "Quel est le budget du programme ?"
 ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language", "engine", "timings",
-               "retrieved", "notices", "spans", "markdown", "confidence"}
+               "retrieved", "notices", "spans", "markdown", "confidence", "conversational"}
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
                  "highlights", "quotes", "page", "url"}
 
@@ -107,7 +109,8 @@ def test_ask_rejects_bad_input_with_a_french_message(client) -> None:
 # -- HTML built from answers and passages -------------------------------------------------------
 def test_answer_html_marks_cites_and_escapes(assistant) -> None:
     html = render.answer_html(assistant.ask(BARKHANE).to_dict())
-    assert '<span class="ia-marker" title="Programme Mali — Interpeace et IMRAP › Contexte">[1]</span>' in html
+    marker = re.search(r'<a class="ia-marker" href="#(ia-src-\w+-1)" title="Programme Mali — Interpeace et IMRAP › Contexte">\[1\]</a>', html)
+    assert marker and f'<li class="ia-source" id="{marker.group(1)}">' in html  # the marker leads to its source
     assert html.count('<li class="ia-source"') == 1 and "<details class=\"ia-sources\">" in html
     assert "<mark>L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022" in html
     assert "Voir le paragraphe entier" in html and "ia-abstention" not in html

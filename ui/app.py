@@ -12,8 +12,10 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from datetime import datetime  # noqa: E402
 import html  # noqa: E402
 from pathlib import Path  # noqa: E402
+import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any, Callable, Sequence  # noqa: E402
 
@@ -28,35 +30,43 @@ from . import render  # noqa: E402
 from .access import check_exposure, is_loopback  # noqa: E402
 
 TITLE = "Assistant du programme Mali — Interpeace et IMRAP"
-# Starter questions: the main topics of the corpus (context and security, the 2013 national
-# consultation, the obstacles to peace, the report, current initiatives).
-STARTERS = [
-    "Quand l'opération Barkhane s'est-elle retirée du Mali ?",
-    "Quand le mandat de la MINUSMA a-t-il pris fin ?",
-    "Combien de Maliens ont été consultés en 2013 ?",
-    "Quels obstacles à la paix ont été identifiés ?",
-    "Quel rapport a été élaboré à partir des consultations ?",
-    "Quelles sont les initiatives en cours au Mali ?",
-]
 CSS = """
 .ia-header h1 { margin: 0 0 .25rem 0; font-size: 1.6rem; }
-.ia-scope { margin: 0; color: var(--body-text-color-subdued); }
+/* Text colours chosen for contrast (WCAG AA, 4.5:1) in both themes: Gradio's "subdued" grey and
+   orange accent are below it on white. */
+:root { --ia-muted: #4b5563; --ia-accent: #9a3412; --ia-mark-bg: #fde68a; --ia-mark-fg: #111827; }
+.dark { --ia-muted: #d1d5db; --ia-accent: #fdba74; --ia-mark-bg: #fde68a; --ia-mark-fg: #111827; }
+.ia-scope { margin: 0; color: var(--ia-muted); }
 #chat .message-content, .ia-section-view { overflow-wrap: anywhere; }
-.ia-marker { font-weight: 700; color: var(--color-accent); white-space: nowrap; }
+.ia-marker { font-weight: 700; color: var(--ia-accent); white-space: nowrap; text-decoration: none; }
+a.ia-marker:hover, a.ia-marker:focus { text-decoration: underline; }
 .ia-span { font-weight: 700; text-decoration: underline; text-decoration-thickness: 2px; text-underline-offset: 3px; }
 .ia-sources { margin-top: .6rem; border-top: 1px solid var(--border-color-primary); padding-top: .4rem; }
 .ia-sources > summary, .ia-context > summary { cursor: pointer; font-weight: 700; }
 .ia-source-list { margin: .3rem 0 0 1.2rem; padding: 0; }
 .ia-source { margin: .4rem 0; }
-.ia-source-head { font-size: .9em; color: var(--body-text-color-subdued); }
+.ia-source-head { font-size: .9em; color: var(--ia-muted); }
 .ia-open { margin-left: .4em; font-size: .9em; }
-.ia-quote { margin: .25rem 0; padding-left: .6rem; border-left: 3px solid var(--color-accent); }
-.ia-sources mark { background: #fff3b0; color: inherit; padding: 0 .1em; }
+.ia-quote { margin: .25rem 0; padding-left: .6rem; border-left: 3px solid var(--ia-accent); }
+.ia-sources mark, .ia-section-view mark { background: var(--ia-mark-bg); color: var(--ia-mark-fg); padding: 0 .1em; }
+.ia-source:target { outline: 2px solid var(--ia-accent); outline-offset: 2px; }
 .ia-context { font-size: .92em; }
-.ia-origin { font-size: .8em; color: var(--body-text-color-subdued); }
+.ia-origin { font-size: .8em; color: var(--ia-muted); }
 .ia-abstention { border-left: 4px solid #9aa4b2; padding: .2rem .6rem; font-style: italic; }
-.ia-hint { font-style: normal; font-size: .9em; color: var(--body-text-color-subdued); margin: .3rem 0 0 0; }
-.ia-notice, .ia-error { color: #b45309; font-size: .9em; }
+.ia-hint { font-style: normal; font-size: .9em; color: var(--ia-muted); margin: .3rem 0 0 0; }
+.ia-notice, .ia-error { color: var(--ia-accent); font-size: .9em; }
+.ia-discover h4 { margin: .6rem 0 .2rem 0; }
+.ia-discover li { margin: .3rem 0; }
+.ia-discover dfn { font-style: normal; font-weight: 700; }
+.ia-discover time { font-weight: 700; margin-right: .4em; }
+/* Phone: the question box takes the row, the buttons go under it; the page scrolls once. */
+@media (max-width: 640px) {
+  #question-row { flex-wrap: wrap; }
+  #question-row > .form, #question-row > #question { flex: 1 1 100% !important; min-width: 100% !important; }
+  #question-row > button { flex: 1 1 40% !important; min-width: 0 !important; }
+  #chat { height: auto !important; max-height: 65vh; }
+  .ia-header h1 { font-size: 1.25rem; }
+}
 .ia-typing { opacity: .6; }
 .ia-status th { text-align: left; padding-right: 1rem; font-weight: 700; }
 .ia-status caption, .ia-library caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
@@ -66,9 +76,16 @@ CSS = """
 
 
 def theme() -> gr.themes.Base:
-    # Local fonts only; the bundled SemiBold is a tiny subset, so bold uses the 700 weight.
+    # Local fonts only; the bundled SemiBold is a tiny subset, so bold uses the 700 weight. The
+    # primary button's orange with white text was 2.8:1: a darker orange reads at 5.2:1.
     return gr.themes.Default(font=(gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)),
-                                   "ui-sans-serif", "system-ui", "sans-serif"))
+                                   "ui-sans-serif", "system-ui", "sans-serif")).set(
+        button_primary_background_fill="#c2410c", button_primary_background_fill_dark="#c2410c",
+        button_primary_background_fill_hover="#9a3412", button_primary_background_fill_hover_dark="#9a3412",
+        button_primary_text_color="#ffffff", button_primary_text_color_dark="#ffffff",
+        body_text_color_subdued="#4b5563", body_text_color_subdued_dark="#d1d5db",
+        input_placeholder_color="#6b7280", input_placeholder_color_dark="#9ca3af")
+
 
 
 def _history(turns: list[dict]) -> list[dict[str, str]]:
@@ -102,6 +119,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         return outlines[id(index)][1]
 
     titles = list(current_outline()) or ["(aucun document)"]
+    starters = list(assistant.discover().questions)  # from the corpus, each one answered with a citation
 
     # -- chat ----------------------------------------------------------------------------------
     def take_question(message: str):
@@ -120,7 +138,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
             yield messages, turns, conversation
             return
         history = _history(turns)
-        messages += [{"role": "user", "content": render.user_html(message)},
+        messages += [{"role": "user", "content": render.user_html(message, settings.max_question_chars)},
                      {"role": "assistant", "content": render.pending_html()}]
         yield messages, turns, conversation
         text, answer = "", None
@@ -149,7 +167,20 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
     def new_conversation():
         hide = gr.update(visible=False)
-        return [], [], None, None, hide, gr.update(value="", interactive=True), gr.update(visible=True), hide
+        return [], [], None, None, hide, gr.update(value="", interactive=True), gr.update(visible=True), hide, hide
+
+    def export_conversation(turns: list):
+        """The conversation as a Markdown file to download (« Exporter »)."""
+        if not turns:
+            return gr.update(visible=False)
+        folder = Path(tempfile.mkdtemp(prefix="conversation-"))
+        path = folder / f"conversation-{datetime.now():%Y%m%d-%H%M}.md"
+        path.write_text(render.conversation_markdown(turns, TITLE), encoding="utf-8")
+        return gr.update(value=str(path), visible=True)
+
+    def discover(document: str | None):
+        found = assistant.discover().to_dict()
+        return render.discovery_html(found, None if document in (None, "Tous les documents") else document)
 
     # -- feedback ------------------------------------------------------------------------------
     def on_like(evt: gr.LikeData, turns: list, conversation: str | None):
@@ -286,24 +317,35 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         with gr.Tabs():
             with gr.Tab("Conversation", id="chat-tab"):
                 chatbot = gr.Chatbot(
-                    label="Conversation", elem_id="chat", height=540, render_markdown=False,
+                    label="Conversation", show_label=False, elem_id="chat", height=540, render_markdown=False,
                     sanitize_html=True, allow_tags=False, feedback_options=("Like", "Dislike"),
-                    examples=[{"text": q} for q in STARTERS], buttons=["copy", "copy_all"],
+                    examples=[{"text": q} for q in starters], buttons=["copy", "copy_all"],
                     placeholder="Posez une question ci-dessous, ou choisissez une question pour commencer.",
                 )
-                with gr.Row(equal_height=True):
-                    question = gr.Textbox(label="Votre question", elem_id="question", scale=8, lines=1, max_lines=6,
-                                          placeholder="Par exemple : quand l'accord d'Alger a-t-il été signé ?",
-                                          autofocus=True, submit_btn=False)
-                    send = gr.Button("Envoyer", variant="primary", elem_id="send", scale=1, min_width=110)
-                    stop = gr.Button("Arrêter", variant="stop", elem_id="stop", scale=1, min_width=110, visible=False)
-                new = gr.Button("Nouvelle conversation", elem_id="new-conversation", size="sm")
+                # Right under the answers: the comment goes with the answer just rated.
                 with gr.Group(visible=False) as comment_box:
                     comment = gr.Textbox(label="Un commentaire sur cette réponse ? (facultatif)", elem_id="comment",
                                          lines=2, placeholder="Votre remarque aide à améliorer l'assistant.")
                     send_comment = gr.Button("Envoyer le commentaire", elem_id="send-comment", size="sm")
+                with gr.Row(equal_height=True, elem_id="question-row"):
+                    question = gr.Textbox(label="Votre question", elem_id="question", scale=8, lines=1, max_lines=6,
+                                          placeholder="Par exemple : " + (starters[0] if starters else "qui, quoi, quand ?"),
+                                          submit_btn=False)
+                    send = gr.Button("Envoyer", variant="primary", elem_id="send", scale=1, min_width=110)
+                    stop = gr.Button("Arrêter", variant="stop", elem_id="stop", scale=1, min_width=110, visible=False)
+                with gr.Row():
+                    new = gr.Button("Nouvelle conversation", elem_id="new-conversation", size="sm")
+                    export = gr.DownloadButton("Exporter", elem_id="export", size="sm", visible=False)
                 gr.Markdown("Sous chaque réponse, le pouce levé ou baissé enregistre votre avis (avec la conversation) "
-                            "pour améliorer l'assistant.", elem_classes=["ia-hint"])
+                            "pour améliorer l'assistant. « Exporter » télécharge la conversation en Markdown.",
+                            elem_classes=["ia-hint"])
+            with gr.Tab("Découvrir", id="discover-tab") as discover_tab:
+                gr.Markdown("Ce que contiennent les documents : leurs sections et premières phrases, les sigles "
+                            "qu'ils définissent et les dates qu'ils citent, chacun avec sa source. Les questions "
+                            "proposées dans la conversation viennent d'ici.")
+                discover_document = gr.Dropdown(choices=["Tous les documents", *titles], value="Tous les documents",
+                                                label="Document", elem_id="discover-document")
+                discover_view = gr.HTML(elem_id="discover")
             with gr.Tab("Documents", id="documents-tab") as documents_tab:
                 status = gr.HTML(render.status_html(assistant.index.manifest, settings.engine), elem_id="index-status")
                 catalogue = gr.HTML(elem_id="library")
@@ -355,7 +397,11 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         example.then(idle, None, [question, send, stop], queue=False, **private)
         answering.append(example)
         stop.click(idle, None, [question, send, stop], cancels=answering, queue=False, **private)
-        reset = [chatbot, turns, conversation, rated, comment_box, question, send, stop]
+        for event in answering:
+            event.then(export_conversation, [turns], [export], queue=False, **private)
+        discover_tab.select(discover, [discover_document], [discover_view], **private)
+        discover_document.change(discover, [discover_document], [discover_view], **private)
+        reset = [chatbot, turns, conversation, rated, comment_box, question, send, stop, export]
         new.click(new_conversation, None, reset, cancels=answering, queue=False, **private)
         chatbot.clear(new_conversation, None, reset, cancels=answering, queue=False, **private)
         chatbot.like(on_like, [turns, conversation], [rated, comment_box, comment], **private)
@@ -385,8 +431,9 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: lis
 
     from .access import ApiGate, LoginThrottle
     from .files import DocumentFiles
+    from .page import FrenchPage
 
-    middleware = [Middleware(ApiGate), *([Middleware(LoginThrottle)] if auth else []),
+    middleware = [Middleware(ApiGate), Middleware(FrenchPage), *([Middleware(LoginThrottle)] if auth else []),
                   *([Middleware(DocumentFiles, corpus_dir=corpus_dir)] if corpus_dir else [])]
     return demo.launch(
         app_kwargs={"middleware": middleware},

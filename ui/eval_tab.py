@@ -27,7 +27,7 @@ CONFIG_CHOICES = [
     ("extractive (notre moteur, recherche hybride)", "extractive"),
     ("dense seule", "dense"),
     ("BM25 seul", "bm25"),
-    ("référence llama-index naïve", "baseline"),
+    ("référence llama-index naïve (répond avec le passage entier, sans s'abstenir)", "baseline"),
 ]
 ITEM_HEADERS = ["résultat", "id", "catégorie", "question", "réponse", "passages cités", "attendu", "pourquoi",
                 "rang preuve", "ms"]
@@ -70,8 +70,13 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
         return {**empty, "status": "Choisissez un fichier JSONL ou cochez « jeu de développement »."}
     try:
         items, problems = load_dataset(path, skip_invalid=skip_invalid)
-    except DatasetError as exc:
-        return {**empty, "status": f"**Jeu de données invalide.**\n\n```\n{exc}\n```"}
+    except DatasetError as exc:  # the CLI's message names its flag and the server's path: not for this page
+        problems = [p.replace(str(path), Path(path).name) for p in getattr(exc, "problems", None) or []]
+        if not problems:
+            return {**empty, "status": "**Jeu de données illisible** : " + str(exc).replace(str(path), Path(path).name)}
+        return {**empty, "status": f"**Jeu de données invalide** : {len(problems)} ligne(s) posent problème. "
+                                   "Corrigez-les, ou cochez « Ignorer les lignes invalides » pour évaluer les autres."
+                                   "\n\n```\n" + "\n".join(problems) + "\n```"}
     try:
         run_configs = parse_configs(configs or ["extractive"])
     except ValueError as exc:
@@ -92,7 +97,7 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
               f"« {primary['name']} » : {figures} ; {failures} échec(s).")
     if problems:
         status += f"\n\n{len(problems)} ligne(s) invalide(s) ignorée(s) :\n\n" + "\n".join(f"- {p}" for p in problems)
-    status += f"\n\nRésultats enregistrés dans `{out}`."
+    status += "\n\n`results.json` et `report.html` sont à télécharger en bas de la page."
     return {"status": status, "metrics_headers": rows[0], "metrics_rows": rows[1:], "items_rows": _items_rows(primary),
             "results": str(_servable(results_path)), "report": str(_servable(report_path))}
 

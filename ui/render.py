@@ -8,6 +8,7 @@ markdown syntax has no effect either.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections import OrderedDict
@@ -16,8 +17,18 @@ from typing import Any, Iterable
 from .files import document_link
 
 _MARKER = re.compile(r"\[(\d+)\]")
-CONTACT_HINT = ("Essayez de reformuler votre question (d'autres mots, un nom, une date, un lieu du document), "
-                "ou contactez le gestionnaire du programme Mali pour cette information.")
+# What an answer's frame says, in the question's language (the interface itself is French).
+LABELS = {
+    "fr": {"hint": "Essayez de reformuler votre question (d'autres mots, un nom, une date, un lieu du document), "
+                   "ou contactez le gestionnaire du programme Mali pour cette information.",
+           "source": "Source", "sources": "Sources", "paragraph": "Voir le paragraphe entier",
+           "characters": "caractères", "page": "p.", "open_page": "ouvrir la page", "open_document": "ouvrir le document"},
+    "en": {"hint": "Try rephrasing your question (other words, a name, a date, a place from the documents), "
+                   "or contact the Mali programme manager for this information.",
+           "source": "Source", "sources": "Sources", "paragraph": "Show the whole paragraph",
+           "characters": "characters", "page": "p.", "open_page": "open the page", "open_document": "open the document"},
+}
+CONTACT_HINT = LABELS["fr"]["hint"]
 
 
 def esc(text: Any) -> str:
@@ -30,8 +41,12 @@ def location(title: str, section: str) -> str:
 
 
 # -- chat messages -----------------------------------------------------------------------------
-def user_html(question: str) -> str:
-    return f'<div class="ia-question">{esc(question)}</div>'
+def user_html(question: str, limit: int | None = None) -> str:
+    """The question as sent; past ``limit`` characters (what the assistant reads), the rest is folded."""
+    if limit is None or len(question) <= limit:
+        return f'<div class="ia-question">{esc(question)}</div>'
+    return (f'<div class="ia-question">{esc(question[:limit])}<span class="ia-cut">…</span>'
+            f'<p class="ia-notice">Seuls les {limit} premiers caractères (sur {len(question)}) ont été lus.</p></div>')
 
 
 def pending_html(text: str = "") -> str:
@@ -46,18 +61,25 @@ def error_html(message: str) -> str:
 
 def answer_html(answer: dict) -> str:
     """The final answer: text with its [n] markers, then the collapsible sources (or the abstention)."""
-    notices = "".join(f'<p class="ia-notice">⚠ {esc(n)}</p>' for n in answer.get("notices", []))
+    labels = LABELS.get(answer.get("language", "fr"), LABELS["fr"])
+    notices = "".join(f'<p class="ia-notice"><span aria-hidden="true">⚠</span> {esc(n)}</p>'
+                      for n in answer.get("notices", []))
+    if answer.get("conversational"):
+        return f'<div class="ia-answer ia-final ia-talk">{esc(answer.get("text", ""))}</div>{notices}'
     if answer.get("abstained"):
-        return (f'<div class="ia-abstention ia-final"><p class="ia-abstention-text">'
-                f'<span class="ia-icon">ⓘ</span> {esc(answer.get("text", ""))}</p>'
-                f'<p class="ia-hint">{esc(CONTACT_HINT)}</p></div>{notices}')
+        return (f'<div class="ia-abstention ia-final"><p class="ia-abstention-text">{esc(answer.get("text", ""))}</p>'
+                f'<p class="ia-hint">{esc(labels["hint"])}</p></div>{notices}')
     citations = answer.get("citations", [])
     where = {c["number"]: location(c.get("title", ""), c.get("section", "")) for c in citations}
+    # Several answers share a page: their sources' anchors differ by a key drawn from the answer.
+    key = hashlib.sha1(f'{answer.get("question", "")}\n{answer.get("text", "")}'.encode("utf-8", "replace")).hexdigest()[:8]
 
     def marker(match: re.Match) -> str:
         number = int(match.group(1))
         title = f' title="{html.escape(where[number], quote=True)}"' if number in where else ""
-        return f'<span class="ia-marker"{title}>[{number}]</span>'
+        if number not in where:
+            return f'<span class="ia-marker">[{number}]</span>'
+        return f'<a class="ia-marker" href="#ia-src-{key}-{number}"{title}>[{number}]</a>'
 
     raw, pieces, cursor = answer.get("text", ""), [], 0
     for start, end in answer.get("spans") or []:  # the asked fact inside the quoted sentence
@@ -65,7 +87,7 @@ def answer_html(answer: dict) -> str:
         cursor = end
     pieces.append(esc(raw[cursor:]))
     text = _MARKER.sub(marker, "".join(pieces))
-    return f'<div class="ia-answer ia-final">{text}</div>{notices}{sources_html(citations)}'
+    return f'<div class="ia-answer ia-final">{text}</div>{notices}{sources_html(citations, labels, key)}'
 
 
 def marked_passage(citation: dict) -> str:
@@ -83,40 +105,92 @@ def marked_passage(citation: dict) -> str:
     return "".join(out)
 
 
-def original_link(citation: dict) -> str:
+def original_link(citation: dict, labels: dict | None = None) -> str:
     """A link to what the passage was taken from: the document's web address, else its file (at the page)."""
+    labels = labels or LABELS["fr"]
     if re.match(r"https?://", str(citation.get("url") or "")):  # never javascript: or data:
-        href, label = citation["url"], "ouvrir la page"
+        href, label = citation["url"], labels["open_page"]
     elif citation.get("source"):
-        href, label = document_link(citation["source"], citation.get("page")), "ouvrir le document"
+        href, label = document_link(citation["source"], citation.get("page")), labels["open_document"]
     else:
         return ""
     return (f'<a class="ia-open" href="{html.escape(href, quote=True)}" target="_blank" '
             f'rel="noopener noreferrer">{label}</a>')
 
 
-def sources_html(citations: Iterable[dict]) -> str:
+def sources_html(citations: Iterable[dict], labels: dict | None = None, key: str = "") -> str:
+    """The numbered sources: title › section, page, a link to the original, the quoted sentences, the
+    whole paragraph on demand. Each item is the target of its ``[n]`` marker (``#ia-src-<key>-<n>``)."""
+    labels = labels or LABELS["fr"]
     citations = list(citations)
     if not citations:
         return ""
     items = []
     for c in citations:
+        number = int(c["number"])
         quotes = c.get("quotes") or [c.get("text", "")]
         quoted = " … ".join(f"<mark>{esc(q)}</mark>" for q in quotes)
         items.append(
-            f'<li class="ia-source">'
-            f'<div class="ia-source-head"><span class="ia-marker">[{int(c["number"])}]</span> '
+            f'<li class="ia-source" id="ia-src-{key}-{number}">'
+            f'<div class="ia-source-head"><span class="ia-marker">[{number}]</span> '
             f'<span class="ia-doc">{esc(c.get("title", ""))}</span>'
             + (f' › <span class="ia-section">{esc(c["section"])}</span>' if c.get("section") else "")
-            + (f' <span class="ia-page">p. {int(c["page"])}</span>' if c.get("page") else "")
-            + f' {original_link(c)}</div><blockquote class="ia-quote">{quoted}</blockquote>'
-            f'<details class="ia-context"><summary>Voir le paragraphe entier</summary>'
+            + (f' <span class="ia-page">{labels["page"]} {int(c["page"])}</span>' if c.get("page") else "")
+            + f' {original_link(c, labels)}</div><blockquote class="ia-quote">{quoted}</blockquote>'
+            f'<details class="ia-context"><summary>{labels["paragraph"]}</summary>'
             f'<p class="ia-passage">{marked_passage(c)}</p>'
-            f'<p class="ia-origin">{esc(c.get("source", ""))}, caractères {int(c.get("start", 0))}–{int(c.get("end", 0))}</p>'
+            f'<p class="ia-origin">{esc(c.get("source", ""))}, {labels["characters"]} '
+            f'{int(c.get("start", 0))}–{int(c.get("end", 0))}</p>'
             f'</details></li>')
-    label = "Source" if len(items) == 1 else "Sources"
+    label = labels["source"] if len(items) == 1 else labels["sources"]
     return (f'<details class="ia-sources"><summary>{label} ({len(items)})</summary>'
             f'<ol class="ia-source-list">{"".join(items)}</ol></details>')
+
+
+# -- Découvrir ---------------------------------------------------------------------------------
+def _cited(citation: dict) -> str:
+    """One discovery item: its sentence, and where it is from (a link to the original)."""
+    where = location(citation.get("title", ""), citation.get("section", ""))
+    page = f', p. {int(citation["page"])}' if citation.get("page") else ""
+    return (f'<div class="ia-source-head">{esc(where)}{page} {original_link(citation)}</div>'
+            f'<blockquote class="ia-quote">{" … ".join(esc(q) for q in citation.get("quotes", []))}</blockquote>')
+
+
+def discovery_html(discovery: dict, document: str | None = None) -> str:
+    """The Découvrir tab: documents (overview), glossary, timeline; ``document``: one title only."""
+    keep = (lambda c: c.get("title") == document) if document else (lambda c: True)
+    documents = [d for d in discovery.get("documents", []) if not document or d["title"] == document]
+    overview = "".join(
+        f'<li class="ia-discover-doc"><h4>{esc(d["title"])}</h4>'
+        + (f'<p class="ia-sections">Sections : {esc(", ".join(d["sections"]))}</p>' if d["sections"] else "")
+        + _cited(d["opening"]) + "</li>" for d in documents)
+    glossary = "".join(f'<li><dfn>{esc(g["acronym"])}</dfn> : {esc(g["expansion"])}{_cited(g["citation"])}</li>'
+                       for g in discovery.get("glossary", []) if keep(g["citation"]))
+    events = "".join(f'<li><time>{esc(e["date"])}</time>{_cited(e["citation"])}</li>'
+                     for e in discovery.get("timeline", []) if keep(e["citation"]))
+    return (f'<section class="ia-discover" lang="fr"><h3>Documents ({len(documents)})</h3><ul>{overview}</ul>'
+            f'<h3>Sigles</h3>{"<ul>" + glossary + "</ul>" if glossary else "<p>Aucun sigle défini.</p>"}'
+            f'<h3>Chronologie</h3>{"<ol>" + events + "</ol>" if events else "<p>Aucune date.</p>"}</section>')
+
+
+# -- export ------------------------------------------------------------------------------------
+def conversation_markdown(turns: list[dict], title: str = "Conversation") -> str:
+    """A conversation as Markdown: each question, its answer (the asked fact in bold), and its
+    numbered sources (title › section, page, quoted sentences)."""
+    out = [f"# {title}", ""]
+    for turn in turns:
+        answer = turn["answer"]
+        out += [f"## {turn['question'].strip()}", "", answer.get("markdown") or answer.get("text", ""), ""]
+        citations = answer.get("citations", [])
+        if citations:
+            out += ["Sources :", ""]
+            for c in citations:
+                page = f", p. {c['page']}" if c.get("page") else ""
+                origin = c.get("url") or c.get("source", "")
+                out.append(f"[{c['number']}] {location(c.get('title', ''), c.get('section', ''))}{page} ({origin})")
+                out += [f"> {q}" for q in (c.get("quotes") or [])]
+                out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 # -- header and documents tab ------------------------------------------------------------------
