@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """One short connection per operation (Gradio calls handlers from several threads), committed
+    or rolled back as a whole."""
+    with closing(sqlite3.connect(path, timeout=10)) as db:
+        db.row_factory = sqlite3.Row
+        with db:
+            yield db
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -124,13 +134,8 @@ class FeedbackStore:
     def in_dir(cls, data_dir: str | Path) -> "FeedbackStore":
         return cls(Path(data_dir) / DB_NAME)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short connection per operation: Gradio calls handlers from several threads.
-        with closing(sqlite3.connect(self.path, timeout=10)) as db:
-            db.row_factory = sqlite3.Row
-            with db:  # commit or roll back
-                yield db
+    def _connect(self) -> Any:
+        return connect(self.path)
 
     def rate(self, conversation: str, turn: int, rating: str, question: str, history: list[dict],
              answer: dict, comment: str | None = None) -> int:

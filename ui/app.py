@@ -15,12 +15,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from datetime import datetime  # noqa: E402
 import html  # noqa: E402
 from pathlib import Path  # noqa: E402
+import secrets  # noqa: E402
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
 from typing import Any, Callable, Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from assistant.conversations import ConversationStore  # noqa: E402
 from assistant.corpus import SUPPORTED_SUFFIXES  # noqa: E402
 from assistant.errors import AssistantError  # noqa: E402
 from assistant.feedback import FeedbackStore  # noqa: E402
@@ -97,8 +99,21 @@ def _history(turns: list[dict]) -> list[dict[str, str]]:
     return history
 
 
+def browser_secret(data_dir: str | Path) -> str:
+    """The key that seals each browser's id in its localStorage: kept in the data folder, so a
+    browser is recognised (and finds its conversations) after a server restart."""
+    path = Path(data_dir) / "browser-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".browser-secret-{os.getpid()}")
+        temporary.write_text(secrets.token_hex(32), encoding="ascii")
+        temporary.chmod(0o600)
+        os.replace(temporary, path)
+    return path.read_text(encoding="ascii").strip()
+
+
 def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None, evaluation: bool = True,
-              extra_tabs: Sequence[Callable[[], Any]] = ()) -> gr.Blocks:
+              extra_tabs: Sequence[Callable[[], Any]] = (), conversations: ConversationStore | None = None) -> gr.Blocks:
     """The Blocks app over an already loaded ``Assistant`` (tests pass theirs).
 
     ``store`` defaults to ``feedback.sqlite3`` in ``settings.data_dir``. ``evaluation`` mounts the
@@ -107,6 +122,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
     """
     settings = settings or assistant.settings
     store = store or FeedbackStore.in_dir(settings.data_dir)
+    conversations = conversations or ConversationStore.in_dir(settings.data_dir)
     library = Library(settings.corpus_dir, settings.max_document_bytes)
     outlines: dict[int, Any] = {}
 
@@ -167,7 +183,8 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
     def new_conversation():
         hide = gr.update(visible=False)
-        return [], [], None, None, hide, gr.update(value="", interactive=True), gr.update(visible=True), hide, hide
+        return ([], [], None, None, hide, gr.update(value="", interactive=True), gr.update(visible=True), hide, hide,
+                gr.update(value=None))
 
     def export_conversation(turns: list):
         """The conversation as a Markdown file to download (« Exporter »)."""
@@ -177,6 +194,62 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         path = folder / f"conversation-{datetime.now():%Y%m%d-%H%M}.md"
         path.write_text(render.conversation_markdown(turns, TITLE), encoding="utf-8")
         return gr.update(value=str(path), visible=True)
+
+    # -- saved conversations (per signed-in user, or per browser on localhost) ----------------------
+    def owner_of(request: gr.Request | None, browser_id: str | None) -> str:
+        name = getattr(request, "username", None) if request is not None else None
+        return f"user:{name}" if name else f"browser:{browser_id}" if browser_id else ""
+
+    def saved_choices(owner: str, selected: str | None = None):
+        listed = conversations.list(owner) if owner else []
+        choices = [(f"{c.title} · {c.turns} question(s) · {c.updated_at[:16].replace('T', ' ')}", c.id) for c in listed]
+        return gr.update(choices=choices, value=selected if any(v == selected for _, v in choices) else None)
+
+    def save_conversation(turns: list, conversation: str | None, browser_id: str | None, request: gr.Request):
+        owner = owner_of(request, browser_id)
+        if not turns or not conversation or not owner:
+            return gr.update()
+        conversations.save(owner, conversation, turns)
+        return saved_choices(owner, conversation)
+
+    def open_conversation(chosen: str | None, browser_id: str | None, request: gr.Request):
+        owner = owner_of(request, browser_id)
+        turns = conversations.load(owner, chosen) if chosen and owner else None
+        if turns is None:
+            gr.Warning("Cette conversation n'existe plus.", title="Attention")
+            return gr.update(), gr.update(), gr.update(), gr.update(), saved_choices(owner)
+        messages = []
+        for number, turn in enumerate(turns):
+            turn["index"] = 2 * number + 1
+            messages += [{"role": "user", "content": render.user_html(turn["question"], settings.max_question_chars)},
+                         {"role": "assistant", "content": render.answer_html(turn["answer"])}]
+        return messages, turns, chosen, export_conversation(turns), gr.update()
+
+    def rename_conversation(chosen: str | None, title: str, browser_id: str | None, request: gr.Request):
+        owner = owner_of(request, browser_id)
+        if not chosen:
+            gr.Warning("Choisissez d'abord une conversation.", title="Attention")
+            return gr.update(), gr.update()
+        try:
+            conversations.rename(owner, chosen, title)
+        except ValueError as exc:
+            gr.Warning(str(exc), title="Attention")
+            return gr.update(), gr.update()
+        return saved_choices(owner, chosen), gr.update(value="")
+
+    def delete_conversation(chosen: str | None, browser_id: str | None, request: gr.Request):
+        owner = owner_of(request, browser_id)
+        if not chosen:
+            gr.Warning("Choisissez d'abord une conversation.", title="Attention")
+            return gr.update()
+        conversations.delete(owner, chosen)
+        gr.Info("Conversation supprimée.", title="Information")
+        return saved_choices(owner)
+
+    def identify(browser_id: str | None, request: gr.Request):
+        """At page load: this browser's id (drawn once, kept in its localStorage) and its conversations."""
+        browser_id = browser_id or uuid.uuid4().hex
+        return browser_id, saved_choices(owner_of(request, browser_id))
 
     def discover(document: str | None):
         found = assistant.discover().to_dict()
@@ -313,6 +386,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         turns = gr.State([])  # finished turns: question, history before it, Answer.to_dict()
         conversation = gr.State(None)  # an id, drawn at the first question
         pending = gr.State("")
+        browser = gr.BrowserState(None, storage_key="assistant-navigateur", secret=browser_secret(settings.data_dir))
         rated = gr.State(None)  # the feedback row a comment goes to
         with gr.Tabs():
             with gr.Tab("Conversation", id="chat-tab"):
@@ -336,6 +410,13 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                 with gr.Row():
                     new = gr.Button("Nouvelle conversation", elem_id="new-conversation", size="sm")
                     export = gr.DownloadButton("Exporter", elem_id="export", size="sm", visible=False)
+                with gr.Accordion("Mes conversations", open=False, elem_id="saved-conversations"):
+                    saved = gr.Dropdown(choices=[], value=None, label="Reprendre une conversation enregistrée",
+                                        elem_id="saved")
+                    with gr.Row(equal_height=True):
+                        new_title = gr.Textbox(label="Nouveau nom", elem_id="new-title", scale=3, max_length=120)
+                        rename = gr.Button("Renommer", elem_id="rename", scale=1, min_width=110)
+                        delete = gr.Button("Supprimer", variant="stop", elem_id="delete", scale=1, min_width=110)
                 gr.Markdown("Sous chaque réponse, le pouce levé ou baissé enregistre votre avis (avec la conversation) "
                             "pour améliorer l'assistant. « Exporter » télécharge la conversation en Markdown.",
                             elem_classes=["ia-hint"])
@@ -398,10 +479,17 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         answering.append(example)
         stop.click(idle, None, [question, send, stop], cancels=answering, queue=False, **private)
         for event in answering:
-            event.then(export_conversation, [turns], [export], queue=False, **private)
+            event.then(export_conversation, [turns], [export], queue=False, **private).then(
+                save_conversation, [turns, conversation, browser], [saved], **private)
+        demo.load(identify, [browser], [browser, saved], **private)
+        saved.input(open_conversation, [saved, browser], [chatbot, turns, conversation, export, saved],
+                    cancels=answering, **private)
+        rename.click(rename_conversation, [saved, new_title, browser], [saved, new_title], **private)
+        new_title.submit(rename_conversation, [saved, new_title, browser], [saved, new_title], **private)
+        delete.click(delete_conversation, [saved, browser], [saved], **private)
         discover_tab.select(discover, [discover_document], [discover_view], **private)
         discover_document.change(discover, [discover_document], [discover_view], **private)
-        reset = [chatbot, turns, conversation, rated, comment_box, question, send, stop, export]
+        reset = [chatbot, turns, conversation, rated, comment_box, question, send, stop, export, saved]
         new.click(new_conversation, None, reset, cancels=answering, queue=False, **private)
         chatbot.clear(new_conversation, None, reset, cancels=answering, queue=False, **private)
         chatbot.like(on_like, [turns, conversation], [rated, comment_box, comment], **private)
