@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .errors import AssistantError
-from .feedback import DB_NAME, _now, connect
+from .feedback import DB_NAME, connect
 
 MAX_TITLE = 120
 MAX_CONVERSATIONS = 200  # listed per owner, most recent first
@@ -30,6 +31,11 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner, updated_at);
 """
+
+
+def _now() -> str:
+    """To the microsecond: the list is ordered by the last change."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)

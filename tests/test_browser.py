@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -155,22 +156,23 @@ def test_xss_question_is_shown_as_text(page: Page, artifacts: Path) -> None:
     p.screenshot(path=str(artifacts / "browser-xss.png"), full_page=True)
 
 
-def test_starter_follow_up_and_new_conversation(page: Page, store: FeedbackStore) -> None:
+def test_starter_follow_up_and_new_conversation(page: Page, store: FeedbackStore, assistant) -> None:
     p = page.page
-    p.locator("#chat").get_by_text(MINUSMA).click()  # a starter question answers at once
+    starter = next(q for q in assistant.discover().questions if "MINUSMA" in q)  # drawn from the corpus
+    p.locator("#chat").get_by_text(starter).click()  # a starter question answers at once
     page.wait_answers(1)
     page.ask(FOLLOW_UP)
     assert "Conseil de sécurité" in p.locator("#chat .ia-answer").last.inner_text()
     p.locator(LIKE).last.click()
     (row,) = _rows(store, FOLLOW_UP)
-    assert [t["content"] for t in json.loads(row["history"])][0] == MINUSMA  # the history went along
+    assert [t["content"] for t in json.loads(row["history"])][0] == starter  # the history went along
     assert "MINUSMA" in row["query"]
 
     p.locator("#new-conversation").click()
     # Empty again: the answers are gone (the starter text alone would also match the old message).
     p.locator(ANSWERED).first.wait_for(state="detached", timeout=15_000)
     assert p.locator(ANSWERED).count() == 0
-    p.locator("#chat").get_by_text(MINUSMA).wait_for()  # and the starters are back
+    p.locator("#chat").get_by_text(starter).wait_for()  # and the starters are back
     page.ask(FOLLOW_UP)
     p.locator(LIKE).last.click()
     deadline = time.monotonic() + 15
@@ -300,6 +302,11 @@ class HostileAssistant:
     def ask(self, question: str, history=None):
         return [p for p in self.stream(question, history) if isinstance(p, Answer)][-1]
 
+    def discover(self):
+        from assistant.discovery import Explorer
+
+        return Explorer().explore([])
+
 
 @pytest.fixture(scope="module")
 def hostile_url(settings, tmp_path_factory) -> Iterator[str]:
@@ -362,3 +369,204 @@ def test_stop_interrupts_a_streaming_answer(browser, hostile_url: str) -> None:
         page.wait_answers(1)
     finally:
         page.close()
+
+
+# -- issue 13: French, accessible, on the phone; export, copy, saved conversations, Découvrir --------
+DESKTOP, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
+TABS = {"Conversation": "conversation", "Découvrir": "decouvrir", "Documents": "documents", "Évaluation": "evaluation"}
+
+
+def _open(browser, url: str, viewport: dict, theme: str = "light", locale: str = "en-US"):
+    """A page as a browser set to English would get it (the page must be French anyway)."""
+    context = browser.new_context(locale=locale, viewport=viewport, color_scheme=theme, accept_downloads=True,
+                                  is_mobile=viewport is PHONE, has_touch=viewport is PHONE)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(url + ("?__theme=dark" if theme == "dark" else ""), wait_until="load")
+    page.locator("#question textarea").wait_for()
+    return context, page
+
+
+def _tab(page, name: str) -> None:
+    """Open a tab; on a phone, those that do not fit are in the « Autres onglets » menu."""
+    tab = page.get_by_role("tab", name=name)
+    if not tab.is_visible():
+        page.locator('button[aria-label="Autres onglets"]').click()
+        tab = page.get_by_role("tab", name=name)
+        if not tab.is_visible():
+            tab = page.get_by_text(name, exact=True).last
+    tab.click()
+
+
+def _ask(page, question: str) -> None:
+    before = page.locator(ANSWERED).count()
+    page.locator("#question textarea").fill(question)
+    page.locator("#send").click()
+    page.locator(ANSWERED).nth(before).wait_for(timeout=60_000)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_french_accessible_page_in_both_themes_and_sizes(browser, app_url: str, artifacts: Path, theme: str,
+                                                         size: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    viewport = DESKTOP if size == "desktop" else PHONE
+    context, p = _open(browser, app_url, viewport, theme)
+    try:
+        assert p.evaluate("document.documentElement.lang") == "fr"
+        _ask(p, BARKHANE)
+        p.locator("#chat .ia-sources > summary").last.click()
+        time.sleep(0.5)
+        labels = p.evaluate("Array.from(document.querySelectorAll('[aria-label]'), e => e.getAttribute('aria-label'))")
+        assert "Copier le message" in labels and "Copy message" not in labels
+        assert not any("<div" in label for label in labels)  # messages are named by their text
+        violations = [v for v in Axe().run(p).response["violations"] if v["impact"] in ("serious", "critical")]
+        assert violations == [], [(v["id"], [n["target"] for n in v["nodes"][:3]]) for v in violations]
+        if size == "phone":
+            p.evaluate("window.scrollTo(0, 0)")
+            title = p.locator(".ia-header h1").bounding_box()
+            assert title and title["y"] >= 0 and title["y"] + title["height"] <= viewport["height"]
+            box = p.locator("#question textarea").bounding_box()
+            assert box and box["width"] >= 0.6 * viewport["width"], box
+        if theme == "light":  # each tab at both sizes
+            for name, slug in TABS.items():
+                _tab(p, name)
+                time.sleep(1)
+                p.screenshot(path=str(artifacts / f"tab-{slug}-{size}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_phone_page_opens_on_its_title(browser, app_url: str) -> None:
+    context, p = _open(browser, app_url, PHONE)
+    try:
+        time.sleep(1)
+        assert p.evaluate("window.scrollY") == 0  # no autofocus scrolling past the title
+        assert p.locator(".ia-header h1").is_visible()
+    finally:
+        context.close()
+
+
+def test_export_copy_and_marker_links(browser, app_url: str) -> None:
+    context, p = _open(browser, app_url, DESKTOP, locale="fr-FR")
+    try:
+        _ask(p, BARKHANE)
+        p.locator("#chat a.ia-marker").last.click()  # [1] opens its source
+        source = p.locator("#chat .ia-source").last
+        source.wait_for(state="visible")
+        assert p.evaluate("document.activeElement && document.activeElement.classList.contains('ia-source')")
+        with p.expect_download() as download:
+            p.locator("#export").click()
+        assert download.value.suggested_filename.endswith(".md")
+        markdown = Path(download.value.path()).read_text(encoding="utf-8")
+        assert f"## {BARKHANE}" in markdown and "[1] Programme Mali — Interpeace et IMRAP › Contexte" in markdown
+        assert "> L’opération Barkhane s’est définitivement retirée du Mali le 15 août 2022" in markdown
+        assert "<" not in markdown
+        p.locator('button[aria-label="Copier le message"]').last.click()
+        time.sleep(0.5)
+        copied = p.evaluate("navigator.clipboard.readText()")
+        assert copied.startswith("L’opération Barkhane") and "<" not in copied and "&#" not in copied
+        assert "[1] Programme Mali — Interpeace et IMRAP › Contexte : « L’opération Barkhane" in copied
+    finally:
+        context.close()
+
+
+def test_conversations_kept_across_reload_and_restart(browser, assistant, tmp_path: Path) -> None:
+    from assistant.config import load_settings
+    from ui.app import build_app, launch
+
+    from .conftest import CORPUS_DIR
+
+    settings = load_settings(env={}, corpus_dir=CORPUS_DIR, index_dir=assistant.settings.index_dir,
+                             data_dir=tmp_path / "data")
+    port = free_port()
+
+    def serve():
+        demo = build_app(assistant, settings, evaluation=False)
+        _, url, _ = launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+        return demo, url
+
+    def options(p):
+        if not p.locator("#saved input").is_visible():
+            p.locator("#saved-conversations").get_by_text("Mes conversations").click()
+        p.locator("#header").click()  # away from the list, so that the next click opens it
+        p.locator("#saved input").click()
+        time.sleep(0.5)
+        return p.get_by_role("option")
+
+    def listed(p) -> list[str]:
+        items = [item.replace("✓", "").strip() for item in options(p).all_inner_texts()]  # ✓: the one selected
+        p.keyboard.press("Escape")
+        return items
+
+    def open_first(p) -> None:
+        options(p).first.wait_for()
+        time.sleep(0.3)
+        p.keyboard.press("ArrowDown")
+        p.keyboard.press("Enter")
+
+    demo, url = serve()
+    context, p = _open(browser, url, DESKTOP, locale="fr-FR")
+    try:
+        _ask(p, BARKHANE)
+        time.sleep(1)
+        p.reload(wait_until="load")
+        p.locator("#question textarea").wait_for()
+        time.sleep(1)
+        assert any(item.startswith(BARKHANE) for item in listed(p))
+        demo.close()
+        demo, url = serve()  # a server restart: same data folder, same browser
+        p.goto(url, wait_until="load")
+        p.locator("#question textarea").wait_for()
+        time.sleep(1)
+        items = listed(p)
+        assert any(item.startswith(BARKHANE) for item in items), items
+        open_first(p)  # reopened
+        p.locator(ANSWERED).first.wait_for()
+        assert "15 août 2022" in p.locator(ANSWERED).first.inner_text()
+        p.locator("#new-title textarea, #new-title input").first.fill("Barkhane")
+        p.locator("#rename").click()
+        time.sleep(1)
+        items = listed(p)
+        assert any(item.startswith("Barkhane ·") for item in items), items
+        other, q = _open(browser, url, DESKTOP, locale="fr-FR")  # another browser sees none of it
+        try:
+            assert listed(q) == [] or not any("Barkhane" in i for i in listed(q))
+        finally:
+            other.close()
+        open_first(p)
+        p.locator("#delete").click()
+        time.sleep(1)
+        assert not any("Barkhane" in item for item in listed(p))
+    finally:
+        context.close()
+        demo.close()
+
+
+def test_discover_tab_and_every_suggested_question_is_answered(browser, app_url: str, assistant,
+                                                               artifacts: Path) -> None:
+    context, p = _open(browser, app_url, DESKTOP, locale="fr-FR")
+    try:
+        p.get_by_role("tab", name="Découvrir").click()
+        view = p.locator("#discover")
+        view.get_by_text("CNT : Conseil national de transition").wait_for()
+        text = view.inner_text()
+        assert "CNT" in text and "MINUSMA" in text
+        dates = view.locator("ol > li > time").all_inner_texts()
+        years = [int(re.search(r"\d{4}", d).group()) for d in dates]
+        assert len(years) >= 5 and years == sorted(years)  # in date order
+        events = view.locator("ol > li").all_inner_texts()
+        assert any(d == "2015" and "accord d’Alger" in e for d, e in zip(dates, events))
+        p.get_by_role("tab", name="Conversation").click()
+        questions = list(assistant.discover().questions)
+        assert len(questions) >= 3
+        for question in questions:  # each starter, in a fresh conversation
+            p.locator("#new-conversation").click()
+            p.locator("#chat").get_by_text(question).click()
+            p.locator(ANSWERED).first.wait_for(timeout=60_000)
+            answer = p.locator(ANSWERED).first
+            assert answer.locator("a.ia-marker").count() >= 1, (question, answer.inner_text())
+            assert p.locator("#chat .ia-abstention").count() == 0
+    finally:
+        context.close()

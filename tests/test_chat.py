@@ -68,3 +68,32 @@ def test_any_history_is_valid_or_a_clear_value_error(history, question):
         return
     assert all(set(t) == {"role", "content"} and isinstance(t["content"], str) for t in turns)
     FollowUpRewriter().rewrite(question or "Et ensuite ?", turns)  # never raises on valid turns
+
+
+def test_greetings_thanks_and_help_are_answered_without_searching(assistant) -> None:
+    from assistant.chat import small_talk
+
+    assert small_talk("Bonjour !") == ("greeting", "fr") and small_talk("Hello") == ("greeting", "en")
+    assert small_talk("Merci beaucoup 🙏") == ("thanks", "fr") and small_talk("aide") == ("help", "fr")
+    assert small_talk("Que peux-tu faire ?") == ("help", "fr") and small_talk("What can you do?") == ("help", "en")
+    assert small_talk("Merci, et quel est le budget ?") is None and small_talk("Qui finance le programme ?") is None
+    for message in ("bonjour", "Merci !", "aide", "Hello"):
+        answer = assistant.ask(message)
+        assert answer.conversational and not answer.abstained and answer.citations == ()
+        assert answer.retrieved == () and answer.query == ""
+    help_text = assistant.ask("aide").text
+    assert all(f"« {q} »" in help_text for q in assistant.discover().questions[:2])  # what can be asked
+    assert "I answer only from" in assistant.ask("Hello").text
+
+
+def test_a_greeting_before_a_question_is_not_part_of_it(assistant) -> None:
+    question = "Quand l'opération Barkhane s'est-elle retirée du Mali ?"
+    greeted = assistant.ask(f"Bonjour, {question}")
+    assert greeted.text == assistant.ask(question).text and not greeted.conversational
+
+
+def test_english_question_is_told_the_quotes_are_french(assistant) -> None:
+    answer = assistant.ask("When did operation Barkhane leave Mali?")
+    if not answer.abstained:
+        assert any("language of the documents (French)" in n for n in answer.notices)
+    assert not any("French" in n for n in assistant.ask("Quand l'opération Barkhane s'est-elle retirée du Mali ?").notices)

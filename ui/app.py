@@ -39,6 +39,7 @@ CSS = """
 :root { --ia-muted: #4b5563; --ia-accent: #9a3412; --ia-mark-bg: #fde68a; --ia-mark-fg: #111827; }
 .dark { --ia-muted: #d1d5db; --ia-accent: #fdba74; --ia-mark-bg: #fde68a; --ia-mark-fg: #111827; }
 .ia-scope { margin: 0; color: var(--ia-muted); }
+button[role=tab].selected { color: var(--ia-accent) !important; }
 #chat .message-content, .ia-section-view { overflow-wrap: anywhere; }
 .ia-marker { font-weight: 700; color: var(--ia-accent); white-space: nowrap; text-decoration: none; }
 a.ia-marker:hover, a.ia-marker:focus { text-decoration: underline; }
