@@ -61,6 +61,9 @@ def test_eval_tab_reports_a_bad_dataset(tmp_path, settings):
     path.write_text('{"id": "a", "question": "Q ?"}\n{broken\n', encoding="utf-8")
     out = run_evaluation(None, settings, str(path), False, ["extractive"])
     assert "line 2" in out["status"] and out["results"] is None and out["report"] is None
+    # Words for this page: its checkbox, not the CLI's flag; the file's name, not the server's path.
+    assert "Ignorer les lignes invalides" in out["status"] and "--skip-invalid" not in out["status"]
+    assert str(tmp_path) not in out["status"] and "bad.jsonl" in out["status"]
     assert "fichier" in run_evaluation(None, settings, None, False, ["extractive"])["status"]
 
 

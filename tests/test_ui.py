@@ -352,3 +352,18 @@ def test_throttle_delay_doubles_per_user_and_address() -> None:
     assert attempt("alice", "good", "10.0.0.7")[0] == 200
     assert attempt("alice", "bad", "10.0.0.8")[0] == 400  # a success cleared the count
     assert attempt("alice", "good", "10.0.0.9")[0] == 200
+
+
+def test_a_long_question_is_shown_as_far_as_it_was_read() -> None:
+    shown = render.user_html("mot " * 12_500, limit=1_000)
+    assert shown.count("mot") <= 250 and "Seuls les 1000 premiers caractères (sur 50000) ont été lus." in shown
+    assert render.user_html("Quand ?", limit=1_000) == '<div class="ia-question">Quand ?</div>'
+
+
+def test_english_answer_frame_is_english() -> None:
+    abstention = render.answer_html({"abstained": True, "language": "en", "text": "I could not find this information."})
+    assert "Try rephrasing your question" in abstention and "Essayez" not in abstention
+    answer = render.answer_html({"abstained": False, "language": "en", "text": "En 2015. [1]", "citations": [
+        {"number": 1, "text": "En 2015.", "title": "T", "section": "S", "source": "t.txt", "start": 0, "end": 8,
+         "quotes": ["En 2015."], "highlights": [[0, 8]]}]})
+    assert "Show the whole paragraph" in answer and "Voir le paragraphe" not in answer

@@ -74,7 +74,7 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
         problems = [p.replace(str(path), Path(path).name) for p in getattr(exc, "problems", None) or []]
         if not problems:
             return {**empty, "status": "**Jeu de données illisible** : " + str(exc).replace(str(path), Path(path).name)}
-        return {**empty, "status": f"**Jeu de données invalide** : {len(problems)} ligne(s) posent problème. "
+        return {**empty, "status": f"**Jeu de données « {Path(path).name} » invalide** : {len(problems)} ligne(s) posent problème. "
                                    "Corrigez-les, ou cochez « Ignorer les lignes invalides » pour évaluer les autres."
                                    "\n\n```\n" + "\n".join(problems) + "\n```"}
     try:
