@@ -23,7 +23,7 @@ from .text import guess_language, require_utf8
 
 log = logging.getLogger("assistant")
 ENGINES = ("extractive", "llm", "openai")
-ANSWER_SCORERS = ("rules", "calibrated")
+ANSWER_SCORERS = ("rules", "calibrated", "gated")
 
 
 class Assistant:
@@ -84,10 +84,15 @@ class Assistant:
             scorer = EvidenceScorer(index, embedder, Calibration.load(settings.calibration or None))
             answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)  # one sentence (issue 10)
         else:
-            answerer = ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
-                                          max_sentences=settings.max_answer_sentences,
-                                          unmatched_min_similarity=settings.unmatched_min_similarity,
-                                          cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
+            answerer = rules_answerer(settings, index, embedder)
+            if settings.answer_scorer == "gated" and settings.engine == "extractive":
+                from .calibrated import AbstentionGate
+                from .calibration import Calibration
+                from .evidence import EvidenceScorer
+
+                answerer = AbstentionGate(answerer, EvidenceScorer(index, embedder,
+                                                                   Calibration.load(settings.calibration or None)),
+                                          settings.top_k)
         rewriter = FollowUpRewriter()
         backends = {} if backends is None else backends
         if settings.engine != "extractive":
@@ -180,7 +185,9 @@ class Assistant:
         query = rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
         # The calibrated scorer reads the whole candidate pool and reranks it; the answer keeps k passages.
-        pool = max(k, self.settings.candidate_pool) if self.settings.answer_scorer == "calibrated" else k
+        scorer, engine = self.settings.answer_scorer, self.settings.engine
+        wide = scorer == "calibrated" or (scorer == "gated" and engine == "extractive")
+        pool = max(k, self.settings.candidate_pool) if wide else k
         passages = retriever.retrieve(query, pool)
         retrieved = time.perf_counter()
         for piece in answerer.stream(question, query, passages):
@@ -210,6 +217,14 @@ class Assistant:
             notices.append(notice)
             question = question[:limit]
         return question, notices
+
+
+def rules_answerer(settings: Settings, index: Index, embedder: Embedder) -> ExtractiveAnswerer:
+    """The rule-based extractive engine with its settings (also what ``assistant calibrate`` gates)."""
+    return ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
+                              max_sentences=settings.max_answer_sentences,
+                              unmatched_min_similarity=settings.unmatched_min_similarity,
+                              cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
 
 
 def _language_notice(answer: Answer) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import re
 import time
 
 from .answer_types import FACT_OF_TYPE, plain, question_words, sentence_facts
-from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, _ms
+from .answering import ABSTENTION, Answer, ExtractiveAnswerer, Unit, extractive_pieces, _ms
 from .embeddings import Embedder
 from .evidence import Evidence, EvidenceScorer
 from .index import Index
@@ -99,3 +99,35 @@ def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
         while last + 1 < len(tokens) and last + 1 in date_starts:
             last += 1
     return tokens[first].start(), tokens[last].end()
+
+
+class AbstentionGate:
+    """The rule-based engine's answer, withheld when the calibrated probability that the corpus
+    answers is below the calibration's ``gate_threshold`` (``answer_scorer = "gated"``): the rules
+    choose what to quote, the fitted answerability (which learnt from questions about absent
+    documents) vetoes. The gate threshold is fitted by ``assistant calibrate`` to add at most 0.01
+    false abstention to the rules' own on each calibration set."""
+
+    def __init__(self, rules: ExtractiveAnswerer, scorer: EvidenceScorer, top_k: int) -> None:
+        self.rules, self.scorer, self.top_k = rules, scorer, top_k
+        self.name = rules.name
+
+    def answer(self, question: str, query: str, passages: list[Passage]) -> Answer:
+        """``passages``: the candidate pool (the calibrated features read all of it); the rules read
+        the first ``top_k``, as they do alone."""
+        started = time.perf_counter()
+        answer = self.rules.answer(question, query, passages[:self.top_k])
+        if answer.abstained:
+            return answer
+        evidence = self.scorer.gather(question, query, passages)
+        if evidence.confidence >= self.scorer.calibration.gate_threshold:
+            return Answer(**{**answer.__dict__, "confidence": evidence.confidence})
+        return Answer(text=ABSTENTION[answer.language], citations=(), abstained=True, query=answer.query,
+                      question=answer.question, language=answer.language, engine=answer.engine,
+                      timings={"answer_ms": _ms(started)}, retrieved=answer.retrieved, notices=answer.notices,
+                      confidence=evidence.confidence)
+
+    def stream(self, question: str, query: str, passages: list[Passage]):
+        answer = self.answer(question, query, passages)
+        yield answer.text
+        yield answer

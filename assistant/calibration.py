@@ -77,6 +77,7 @@ class Calibration:
     threshold: float  # below this P(answerable) the engine abstains
     metadata: dict = field(default_factory=dict)  # datasets, target, curve, cross-validated numbers
     path: str = ""
+    gate_threshold: float = 0.0  # ``answer_scorer = "gated"``: below this, a rules answer is withheld
 
     @property
     def sha256(self) -> str:
@@ -85,14 +86,17 @@ class Calibration:
     def describe(self) -> dict[str, Any]:
         """What an eval's ``config`` records about the scorer in use."""
         return {"path": self.path, "sha256": self.sha256[:16], "threshold": self.threshold,
+                "gate_threshold": self.gate_threshold,
                 "datasets": [d.get("name") for d in self.metadata.get("datasets", [])],
                 "target_false_abstention": self.metadata.get("target_false_abstention")}
 
     def with_threshold(self, threshold: float) -> "Calibration":
-        return Calibration(self.candidate, self.answerable, float(threshold), self.metadata, self.path)
+        return Calibration(self.candidate, self.answerable, float(threshold), self.metadata, self.path,
+                           self.gate_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "model": "logistic-regression", "threshold": self.threshold,
+                "gate_threshold": self.gate_threshold,
                 "candidate": self.candidate.to_dict(), "answerable": self.answerable.to_dict(),
                 "metadata": self.metadata}
 
@@ -112,7 +116,8 @@ class Calibration:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}")
             return cls(Logistic.from_dict(data["candidate"]), Logistic.from_dict(data["answerable"]),
-                       float(data["threshold"]), dict(data.get("metadata") or {}), str(path))
+                       float(data["threshold"]), dict(data.get("metadata") or {}), str(path),
+                       float(data.get("gate_threshold", 0.0)))
         except FileNotFoundError as exc:
             raise AssistantError(f"Calibration introuvable : {path}. Lancez `assistant calibrate`.") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -134,6 +139,31 @@ class Sample:
     answerable: bool
     matrix: np.ndarray
     labels: np.ndarray
+    rules_abstained: bool = True  # what the rule-based engine did with the question
+    rules_correct: bool = False
+
+
+def choose_gate_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> tuple[float, list[dict]]:
+    """The highest threshold at which withholding the rules' answers below it adds at most
+    ``target`` false abstention to the rules' own, on every dataset (out of fold); and the curve."""
+    def at(t: float) -> dict:
+        row: dict[str, Any] = {"threshold": t}
+        for name in dict.fromkeys(s.dataset for s in samples):
+            members = [i for i, s in enumerate(samples) if s.dataset == name]
+            yes = [i for i in members if samples[i].answerable]
+            no = [i for i in members if not samples[i].answerable]
+            withheld = {i: samples[i].rules_abstained or confidence[i] < t for i in members}
+            row[name] = {"abstention": _share([withheld[i] for i in no]),
+                         "false_abstention": _share([withheld[i] for i in yes]),
+                         "added_false_abstention": _share([withheld[i] and not samples[i].rules_abstained for i in yes]),
+                         "accuracy": _share([samples[i].rules_correct and not withheld[i] for i in yes])}
+        return row
+
+    grid = [at(round(t, 3)) for t in np.arange(0.0, 1.0, 0.01)]
+    fits = [r for r in grid if all((v["added_false_abstention"] or 0.0) <= target
+                                   for k, v in r.items() if k != "threshold")]
+    best = max(fits, key=lambda r: r["threshold"], default=grid[0])
+    return best["threshold"], [r for r in grid if round(r["threshold"] * 100) % 5 == 0]
 
 
 def choose_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> float:
@@ -175,7 +205,7 @@ def _fold_probabilities(matrix: np.ndarray, labels: np.ndarray, weights: np.ndar
 
 
 def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
-                    metadata: dict | None = None) -> Calibration:
+                    metadata: dict | None = None, gate_target: float = 0.01) -> Calibration:
     """Both models, the threshold, and out-of-fold numbers, from the samples (deterministic)."""
     from sklearn.model_selection import GroupKFold
 
@@ -211,6 +241,7 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
         confidence[test] = _fold_probabilities(rows[train], answerable[train], question_weight[train], rows[test],
                                                ANSWERABLE_FEATURES)
     threshold = choose_threshold(samples, confidence, target_false_abstention)
+    gate_threshold, gate_curve = choose_gate_threshold(samples, confidence, gate_target)
     candidate = Logistic.fit(matrix, labels, weights, FEATURES)
     # The answerability model learns from out-of-fold candidate scores, as it will meet them on new questions.
     answer_model = Logistic.fit(rows, answerable, question_weight, ANSWERABLE_FEATURES)
@@ -231,15 +262,20 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
     info.update({"target_false_abstention": target_false_abstention, "folds": int(fold_of.max() + 1),
                  "cross_validation": "grouped by document: no question is scored by a model that saw its document",
                  "out_of_fold_at_threshold": at_threshold, "curve": measured,
-                 "candidates": int(len(labels)), "positives": int(labels.sum())})
-    return Calibration(candidate, answer_model, threshold, info)
+                 "candidates": int(len(labels)), "positives": int(labels.sum()),
+                 "gate": {"target_added_false_abstention": gate_target, "threshold": gate_threshold,
+                          "rule": "the highest threshold adding at most the target to the rules' false abstention "
+                                  "on every dataset (out of fold)", "curve": gate_curve}})
+    return Calibration(candidate, answer_model, threshold, info, gate_threshold=gate_threshold)
 
 
 def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: Any, scorer: Any,
-                    pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[Sample]:
+                    pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it,
+                    rules: Any = None, top_k: int = 5) -> list[Sample]:
     """Each item through the real pipeline (follow-up rewrite, retrieval, candidates), labelled: a
     candidate holds the answer when its text satisfies every ``must_include`` group (the eval
-    format's matching rule)."""
+    format's matching rule). With ``rules`` (the rule-based engine), what it answers from the first
+    ``top_k`` passages is recorded too, for the gate."""
     from .text import normalize_for_match
 
     chunks = [(c.document, normalize_for_match(c.text)) for c in scorer.index.chunks]
@@ -250,13 +286,18 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
         passages = retriever.retrieve(query, pool)
         units, _, matrix, _ = scorer.features(item.question, query, passages)
         groups = [[normalize_for_match(s, fold=True) for s in group] for group in item.must_include]
-        labels = np.array([item.answerable and bool(groups) and all(
-            any(s in normalize_for_match(" ".join(x.text for x in unit), fold=True) for s in group) for group in groups)
-            for unit in units], dtype=bool)
+        def holds(text: str) -> bool:
+            return item.answerable and bool(groups) and all(
+                any(s in normalize_for_match(text, fold=True) for s in group) for group in groups)
+
+        labels = np.array([holds(" ".join(x.text for x in unit)) for unit in units], dtype=bool)
+        ruled = rules.answer(item.question, query, passages[:top_k]) if rules is not None else None
         if item.answerable:
             evidence = [normalize_for_match(e) for e in item.evidence]
             group = next((document for document, text in chunks if any(e in text for e in evidence)), item.id)
         else:  # questions about absent documents: consecutive items (one document each) share a fold
             group = f"absent-{absent.index(item) * 10 // max(len(absent), 1)}"
-        samples.append(Sample(name, item.id, group, item.answerable, matrix, labels))
+        samples.append(Sample(name, item.id, group, item.answerable, matrix, labels,
+                              ruled is None or ruled.abstained, ruled is not None and not ruled.abstained
+                              and holds(ruled.text)))
     return samples

@@ -217,6 +217,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from evals.dataset import DatasetError, load_dataset
 
+    from .api import rules_answerer
     from .calibration import DEFAULT_CALIBRATION, collect_samples, fit_calibration
     from .chat import FollowUpRewriter
     from .config import PROJECT_ROOT
@@ -248,7 +249,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         name = os.path.relpath(path.resolve(), PROJECT_ROOT)
         samples += collect_samples(name, items, retriever, FollowUpRewriter(), EvidenceScorer(index, embedder, None),
                                    local.candidate_pool,
-                                   lambda it: tqdm(it, desc=path.name, total=len(items), unit="question", file=sys.stderr))
+                                   lambda it: tqdm(it, desc=path.name, total=len(items), unit="question", file=sys.stderr),
+                                   rules=rules_answerer(local, index, embedder), top_k=local.top_k)
         datasets.append({"name": name, "sha256": sha256_file(path), "items": len(items),
                          "answerable": sum(1 for i in items if i.answerable),
                          "corpus": os.path.relpath(corpus.resolve(), PROJECT_ROOT),
@@ -256,10 +258,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     calibration = fit_calibration(samples, args.target_false_abstention, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
         "embedding_backend": settings.embedding_backend,
-        "weighting": "a dataset weighs as the square root of its number of questions"})
+        "weighting": "a dataset weighs as the square root of its number of questions"}, gate_target=args.gate_target)
     out = calibration.save(args.out or DEFAULT_CALIBRATION)
     print(f"Calibration écrite dans {out} : seuil d'abstention {calibration.threshold:.3f} "
           f"(fausses abstentions visées <= {args.target_false_abstention:g}, toutes questions confondues).")
+    print(f"Seuil du filtre « gated » : {calibration.gate_threshold:.2f} (au plus "
+          f"{calibration.metadata['gate']['target_added_false_abstention']:g} de fausses abstentions ajoutées "
+          "à celles des règles, sur chaque jeu).")
     print("Hors échantillon (validation croisée par document) :")
     for name, numbers in calibration.metadata["out_of_fold_at_threshold"].items():
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in numbers.items()))
@@ -324,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "sinon le corpus configuré (répétable)")
     calibrate.add_argument("--target-false-abstention", type=float, default=0.06, metavar="X",
                            help="fausses abstentions tolérées sur chaque jeu, hors échantillon (défaut : 0.06)")
+    calibrate.add_argument("--gate-target", type=float, default=0.01, metavar="X",
+                           help="fausses abstentions que le filtre « gated » peut ajouter à celles des règles, "
+                                "sur chaque jeu (défaut : 0.01)")
     calibrate.add_argument("--out", help="fichier de calibration à écrire")
     common(calibrate)
     calibrate.set_defaults(func=cmd_calibrate)

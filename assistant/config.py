@@ -59,8 +59,10 @@ class Settings:
     # Answering.
     engine: str = "extractive"
     # "rules": the hand-set checks below; "calibrated": the answer scorer fitted on data by
-    # `assistant calibrate` (file `calibration`, empty: assistant/calibration/default.json).
-    answer_scorer: str = "rules"
+    # `assistant calibrate` (file `calibration`, empty: assistant/calibration/default.json);
+    # "gated" (default): the rules' answer, withheld when that file's answerability model says the
+    # corpus does not answer (its `gate_threshold`, fitted to add at most 0.01 false abstention).
+    answer_scorer: str = "gated"
     calibration: str = ""
     max_answer_sentences: int = 3
     # Abstention (calibrated on the dev set, see README "Abstention"): the best sentence's combined

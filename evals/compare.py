@@ -36,6 +36,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "calibrated": {"answer_scorer": "calibrated"},
     "rules": {"answer_scorer": "rules"},
+    "gated": {"answer_scorer": "gated"},
 }
 ALIASES = {"mode": "retrieval_mode", "k": "top_k", "threshold": "abstain_threshold"}
 QUERY_SETTINGS = ("engine", "retrieval_mode", "top_k", "fusion", "rrf_k", "dense_weight", "candidate_pool",

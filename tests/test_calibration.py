@@ -33,7 +33,8 @@ def test_calibration_is_reproducible(settings, tmp_path, capsys):
     assert outputs[0] == outputs[1]
     loaded = Calibration.load(tmp_path / "first.json")
     assert loaded.candidate.features == FEATURES and loaded.answerable.features == ANSWERABLE_FEATURES
-    assert 0.0 <= loaded.threshold < 1.0
+    assert 0.0 <= loaded.threshold < 1.0 and 0.0 <= loaded.gate_threshold < 1.0
+    assert loaded.metadata["gate"]["curve"] and loaded.metadata["gate"]["threshold"] == loaded.gate_threshold
     assert [d["name"] for d in loaded.metadata["datasets"]] == ["evals/datasets/dev.jsonl"]
     assert "seuil d'abstention" in capsys.readouterr().out
 
@@ -106,3 +107,41 @@ def test_calibration_file_errors_are_clear(tmp_path):
         Calibration.load(bad)
     with pytest.raises(AssistantError, match="introuvable"):
         Calibration.load(tmp_path / "missing.json")
+
+
+def _sample(dataset: str, answerable: bool, rules_abstained: bool, rules_correct: bool):
+    import numpy as np
+
+    from assistant.calibration import Sample
+
+    return Sample(dataset, "id", "g", answerable, np.zeros((1, 1)), np.zeros(1, dtype=bool), rules_abstained,
+                  rules_correct)
+
+
+def test_gate_threshold_adds_at_most_the_target_false_abstention_on_every_set():
+    import numpy as np
+
+    from assistant.calibration import choose_gate_threshold
+
+    # Set a: 10 answered by the rules (confidences 0.05 ... 0.95), 2 absent (0.1, 0.2).
+    # Set b: 4 answered (0.45, 0.6, 0.7, 0.8), 1 absent already abstained by the rules.
+    samples = [_sample("a", True, False, True) for _ in range(10)] + [_sample("a", False, False, False)] * 2 \
+        + [_sample("b", True, False, True) for _ in range(4)] + [_sample("b", False, True, False)]
+    confidence = np.array([0.05 + 0.1 * i for i in range(10)] + [0.1, 0.2] + [0.45, 0.6, 0.7, 0.8] + [0.0])
+    threshold, curve = choose_gate_threshold(samples, confidence, target=0.1)
+    # a: one answer withheld (0.05) is 0.1 added; two (0.15) would be 0.2. b: nothing withheld below 0.45.
+    assert threshold == 0.15 and curve[0]["threshold"] == 0.0
+    assert choose_gate_threshold(samples, confidence, target=0.0)[0] == 0.05
+
+
+def test_gated_answers_are_the_rules_answers_or_abstentions(assistant):
+    gated, rules = assistant.variant(answer_scorer="gated"), assistant.variant(answer_scorer="rules")
+    questions = [json.loads(line)["question"] for line in DEV_SET.read_text(encoding="utf-8").splitlines()[:25]
+                 if line.strip()]
+    for question in questions:
+        ruled, kept = rules.ask(question), gated.ask(question)
+        assert kept.abstained or (kept.text, kept.citations) == (ruled.text, ruled.citations)
+        if ruled.abstained:
+            assert kept.abstained
+    absent = gated.ask("Qui a remporté le championnat de Zorglub Athletic en 1987 ?")
+    assert absent.abstained and not absent.citations

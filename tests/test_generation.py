@@ -147,7 +147,7 @@ def _engine(assistant, model):
     from assistant.generation import GenerativeAnswerer
     from assistant.grounding import Verifier
 
-    return GenerativeAnswerer(assistant.answerer, model, Verifier(assistant.embedder))
+    return GenerativeAnswerer(assistant.variant(answer_scorer="rules").answerer, model, Verifier(assistant.embedder))
 
 
 def test_a_refused_answer_falls_back_to_the_passages_with_a_notice(assistant):

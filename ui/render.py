@@ -149,11 +149,11 @@ def sources_html(citations: Iterable[dict], labels: dict | None = None, key: str
 
 # -- Découvrir ---------------------------------------------------------------------------------
 def _cited(citation: dict) -> str:
-    """One discovery item: its sentence, and where it is from (a link to the original)."""
+    """One discovery item's sentence, then where it is from (a link to the original)."""
     where = location(citation.get("title", ""), citation.get("section", ""))
     page = f', p. {int(citation["page"])}' if citation.get("page") else ""
-    return (f'<div class="ia-source-head">{esc(where)}{page} {original_link(citation)}</div>'
-            f'<blockquote class="ia-quote">{" … ".join(esc(q) for q in citation.get("quotes", []))}</blockquote>')
+    return (f'<blockquote class="ia-quote">{" … ".join(esc(q) for q in citation.get("quotes", []))}</blockquote>'
+            f'<div class="ia-source-head">{esc(where)}{page} {original_link(citation)}</div>')
 
 
 def discovery_html(discovery: dict, document: str | None = None) -> str:
