@@ -158,28 +158,32 @@ def without_greeting(question: str) -> str:
     return stripped if stripped != question and small_talk(question) is None else question
 
 
+_REPLIES = {
+    "fr": {"scope": "Je réponds uniquement à partir des {n} document(s) indexé(s) ({shown}) ; chaque réponse cite "
+                    "le passage d'où elle vient, et si l'information n'y figure pas, je vous le dis.",
+           "thanks": "Avec plaisir ! Posez une autre question quand vous voulez.",
+           "hello": "Bonjour !", "example": " Par exemple : {asked}.",
+           "help": " Posez une question précise (qui, quoi, quand, où, combien…).",
+           "discover": " L'onglet « Découvrir » présente les documents, leurs sigles et les dates clés."},
+    "en": {"scope": "I answer only from the {n} indexed document(s) ({shown}), and every answer cites the passage "
+                    "it comes from; when the documents do not hold the answer, I say so. The quotes are in the "
+                    "documents' language (French).",
+           "thanks": "You're welcome! Ask another question whenever you like.",
+           "hello": "Hello!", "example": " For example: {asked}.",
+           "help": " Ask a precise question (who, what, when, where, how many…).",
+           "discover": " The « Découvrir » tab lists the documents, their acronyms and key dates."},
+}
+
+
 def small_talk_reply(kind: str, language: str, titles: list[str], examples: list[str]) -> str:
     """What the assistant says to a greeting, thanks or a request for help: what it is, what it
     knows (the documents' titles) and questions it can answer."""
-    shown = ", ".join(f"« {t} »" for t in titles[:3]) + (" …" if len(titles) > 3 else "")
-    asked = " ; ".join(f"« {q} »" for q in examples[:2])
-    if language == "en":
-        scope = (f"I answer only from the {len(titles)} indexed document(s) ({shown}), and every answer cites "
-                 "the passage it comes from; when the documents do not hold the answer, I say so. "
-                 "The quotes are in the documents' language (French).")
-        if kind == "thanks":
-            return "You're welcome! Ask another question whenever you like."
-        if kind == "greeting":
-            return f"Hello! {scope}" + (f" For example: {asked}." if asked else "")
-        return (f"{scope} Ask a precise question (who, what, when, where, how many…)."
-                + (f" For example: {asked}." if asked else "")
-                + " The « Découvrir » tab lists the documents, their acronyms and key dates.")
-    scope = (f"Je réponds uniquement à partir des {len(titles)} document(s) indexé(s) ({shown}) ; chaque "
-             "réponse cite le passage d'où elle vient, et si l'information n'y figure pas, je vous le dis.")
+    say = _REPLIES.get(language, _REPLIES["fr"])
     if kind == "thanks":
-        return "Avec plaisir ! Posez une autre question quand vous voulez."
+        return say["thanks"]
+    shown = ", ".join(f"« {t} »" for t in titles[:3]) + (" …" if len(titles) > 3 else "")
+    scope = say["scope"].format(n=len(titles), shown=shown)
+    example = say["example"].format(asked=" ; ".join(f"« {q} »" for q in examples[:2])) if examples else ""
     if kind == "greeting":
-        return f"Bonjour ! {scope}" + (f" Par exemple : {asked}." if asked else "")
-    return (f"{scope} Posez une question précise (qui, quoi, quand, où, combien…)."
-            + (f" Par exemple : {asked}." if asked else "")
-            + " L'onglet « Découvrir » présente les documents, leurs sigles et les dates clés.")
+        return f"{say['hello']} {scope}{example}"
+    return f"{scope}{say['help']}{example}{say['discover']}"

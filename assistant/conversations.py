@@ -8,14 +8,11 @@ localhost); every read and write is limited to that owner's rows.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import AssistantError
-from .feedback import DB_NAME, connect
+from .feedback import DB_NAME, connect, now_utc, open_database
 
 MAX_TITLE = 120
 MAX_CONVERSATIONS = 200  # listed per owner, most recent first
@@ -31,11 +28,6 @@ CREATE TABLE IF NOT EXISTS conversations (
 );
 CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner, updated_at);
 """
-
-
-def _now() -> str:
-    """To the microsecond: the list is ordered by the last change."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -59,14 +51,7 @@ def default_title(question: str) -> str:
 
 class ConversationStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with connect(self.path) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise AssistantError(f"Base des conversations inutilisable ({self.path}) : {exc}.") from exc
+        self.path = open_database(path, _SCHEMA, "Base des conversations")
 
     @classmethod
     def in_dir(cls, data_dir: str | Path) -> "ConversationStore":
@@ -76,7 +61,7 @@ class ConversationStore:
         """Write (or replace) a conversation's turns; its title is the first question unless renamed."""
         if not owner or not conversation or not turns:
             raise ValueError("Conversation vide ou sans propriétaire : rien à enregistrer.")
-        now = _now()
+        now = now_utc("microseconds")  # to the microsecond: the list is ordered by the last change
         with connect(self.path) as db:
             updated = db.execute("UPDATE conversations SET turns = ?, updated_at = ? WHERE id = ? AND owner = ?",
                                  (json.dumps(turns, ensure_ascii=False), now, conversation, owner)).rowcount

@@ -56,6 +56,20 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+def open_database(path: str | Path, schema: str, what: str) -> Path:
+    """The SQLite file at ``path`` in WAL mode (the server writes while an export reads), with
+    ``schema`` applied; AssistantError naming ``what`` when it cannot be used."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with connect(path) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(schema)
+    except (OSError, sqlite3.Error) as exc:
+        raise AssistantError(f"{what} inutilisable ({path}) : {exc}.") from exc
+    return path
+
+
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     """One short connection per operation (Gradio calls handlers from several threads), committed
@@ -66,8 +80,8 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
             yield db
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def now_utc(timespec: str = "seconds") -> str:
+    return datetime.now(timezone.utc).isoformat(timespec=timespec)
 
 
 @dataclass(frozen=True)
@@ -121,14 +135,7 @@ class FeedbackStore:
     """The SQLite file (WAL mode: the server writes while an export reads)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise AssistantError(f"Base des avis inutilisable ({self.path}) : {exc}.") from exc
+        self.path = open_database(path, _SCHEMA, "Base des avis")
 
     @classmethod
     def in_dir(cls, data_dir: str | Path) -> "FeedbackStore":
@@ -146,7 +153,7 @@ class FeedbackStore:
         """
         if rating not in RATINGS:
             raise ValueError(f"Note inconnue {rating!r} : 'up' ou 'down'.")
-        now = _now()
+        now = now_utc()
         citations = [{k: v for k, v in c.items()} for c in answer.get("citations", [])]
         with self._connect() as db:
             db.execute(
@@ -170,7 +177,7 @@ class FeedbackStore:
         """Attach (replace) the comment of a rated answer; False when the row no longer exists."""
         with self._connect() as db:
             cursor = db.execute("UPDATE feedback SET comment = ?, updated_at = ? WHERE id = ?",
-                                (text.strip(), _now(), feedback_id))
+                                (text.strip(), now_utc(), feedback_id))
         return cursor.rowcount > 0
 
     def withdraw(self, conversation: str, turn: int) -> bool:
