@@ -57,15 +57,20 @@ class CalibratedAnswerer(ExtractiveAnswerer):
             answer = self.abstain(evidence, ranked, started)  # type: ignore[arg-type]
             return Answer(**{**answer.__dict__, "confidence": evidence.confidence})
         answer = self.compose(evidence, ranked, extractive_pieces(units), started)  # type: ignore[arg-type]
-        spans = []
-        for unit in units:
-            sentence = unit.sentences[0].text
-            span = answer_span(sentence, evidence)
-            at = answer.text.find(sentence[span[0]:span[1]]) if span else -1
-            if span and at >= 0:
-                spans.append((at, at + span[1] - span[0]))
-        return Answer(**{**answer.__dict__, "spans": tuple(sorted(spans)), "confidence": evidence.confidence,
+        spans = marked_spans(answer.text, [unit.sentences[0].text for unit in units], evidence)
+        return Answer(**{**answer.__dict__, "spans": spans, "confidence": evidence.confidence,
                          "timings": {"answer_ms": _ms(started)}})
+
+
+def marked_spans(text: str, sentences: list[str], evidence: Evidence) -> tuple[tuple[int, int], ...]:
+    """Where, in an answer's ``text``, the asked fact of each quoted sentence stands."""
+    spans = []
+    for sentence in sentences:
+        span = answer_span(sentence, evidence)
+        at = text.find(sentence[span[0]:span[1]]) if span else -1
+        if span and at >= 0:
+            spans.append((at, at + span[1] - span[0]))
+    return tuple(sorted(set(spans)))
 
 
 def answer_span(text: str, evidence: Evidence) -> tuple[int, int] | None:
@@ -121,7 +126,9 @@ class AbstentionGate:
             return answer
         evidence = self.scorer.gather(question, query, passages)
         if evidence.confidence >= self.scorer.calibration.gate_threshold:
-            return Answer(**{**answer.__dict__, "confidence": evidence.confidence})
+            quoted = [q for citation in answer.citations for q in citation.quotes]
+            return Answer(**{**answer.__dict__, "confidence": evidence.confidence,
+                             "spans": marked_spans(answer.text, quoted, evidence)})
         return Answer(text=ABSTENTION[answer.language], citations=(), abstained=True, query=answer.query,
                       question=answer.question, language=answer.language, engine=answer.engine,
                       timings={"answer_ms": _ms(started)}, retrieved=answer.retrieved, notices=answer.notices,
