@@ -58,7 +58,9 @@ a.ia-marker:hover, a.ia-marker:focus { text-decoration: underline; }
 .ia-abstention { border-left: 4px solid #9aa4b2; padding: .2rem .6rem; font-style: italic; }
 .ia-hint { font-style: normal; font-size: .9em; color: var(--ia-muted); margin: .3rem 0 0 0; }
 .ia-notice, .ia-error { color: var(--ia-accent); font-size: .9em; }
-.ia-discover h4 { margin: .6rem 0 .2rem 0; }
+.ia-discover h2 { font-size: 1.15rem; margin: 1rem 0 .3rem 0; }
+.ia-discover h3 { font-size: 1rem; margin: .6rem 0 .2rem 0; }
+.ia-section-view h2 { font-size: 1.1rem; }
 .ia-discover li { margin: .3rem 0; }
 .ia-discover dfn { font-style: normal; font-weight: 700; }
 .ia-discover time { font-weight: 700; margin-right: .4em; }
@@ -80,12 +82,16 @@ a.ia-marker:hover, a.ia-marker:focus { text-decoration: underline; }
 
 def theme() -> gr.themes.Base:
     # Local fonts only; the bundled SemiBold is a tiny subset, so bold uses the 700 weight. The
-    # primary button's orange with white text was 2.8:1: a darker orange reads at 5.2:1.
+    # primary button's orange with white text was 2.8:1: a darker orange reads at 5.2:1; the red
+    # of « Retirer » / « Arrêter » likewise (3.8:1 -> 6.5:1).
     return gr.themes.Default(font=(gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)),
                                    "ui-sans-serif", "system-ui", "sans-serif")).set(
         button_primary_background_fill="#c2410c", button_primary_background_fill_dark="#c2410c",
         button_primary_background_fill_hover="#9a3412", button_primary_background_fill_hover_dark="#9a3412",
         button_primary_text_color="#ffffff", button_primary_text_color_dark="#ffffff",
+        button_cancel_background_fill="#b91c1c", button_cancel_background_fill_dark="#b91c1c",
+        button_cancel_background_fill_hover="#991b1b", button_cancel_background_fill_hover_dark="#991b1b",
+        button_cancel_text_color="#ffffff", button_cancel_text_color_dark="#ffffff",
         body_text_color_subdued="#4b5563", body_text_color_subdued_dark="#d1d5db",
         input_placeholder_color="#6b7280", input_placeholder_color_dark="#9ca3af")
 

@@ -45,7 +45,8 @@ SCRIPT = r"""<script>
   const french = {"Copy message": "Copier le message", "Copy conversation": "Copier la conversation",
                   "More tabs": "Autres onglets", "Gradio footer navigation": "Liens du pied de page",
                   "bot's message:": "Réponse de l'assistant :", "user's message:": "Votre message :",
-                  "Copied message": "Message copié", "Copied conversation": "Conversation copiée"};
+                  "Copied message": "Message copié", "Copied conversation": "Conversation copiée",
+                  "Empty value": "Aucune valeur"};
   const clean = (el) => {
     let label = el.getAttribute("aria-label") || "";
     const before = label;
@@ -59,6 +60,10 @@ SCRIPT = r"""<script>
       }
     }
     if (label !== before) el.setAttribute("aria-label", label);
+    // Gradio's empty-value placeholder is a labelled <div> with no role (axe: aria-allowed-attr).
+    if (label && el.tagName === "DIV" && !el.getAttribute("role") && el.classList.contains("empty")) {
+      el.setAttribute("role", "img");
+    }
   };
   new MutationObserver((changes) => changes.forEach((c) => {
     if (c.type === "attributes") clean(c.target);

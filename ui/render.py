@@ -161,16 +161,16 @@ def discovery_html(discovery: dict, document: str | None = None) -> str:
     keep = (lambda c: c.get("title") == document) if document else (lambda c: True)
     documents = [d for d in discovery.get("documents", []) if not document or d["title"] == document]
     overview = "".join(
-        f'<li class="ia-discover-doc"><h4>{esc(d["title"])}</h4>'
+        f'<li class="ia-discover-doc"><h3>{esc(d["title"])}</h3>'
         + (f'<p class="ia-sections">Sections : {esc(", ".join(d["sections"]))}</p>' if d["sections"] else "")
         + _cited(d["opening"]) + "</li>" for d in documents)
     glossary = "".join(f'<li><dfn>{esc(g["acronym"])}</dfn> : {esc(g["expansion"])}{_cited(g["citation"])}</li>'
                        for g in discovery.get("glossary", []) if keep(g["citation"]))
     events = "".join(f'<li><time>{esc(e["date"])}</time>{_cited(e["citation"])}</li>'
                      for e in discovery.get("timeline", []) if keep(e["citation"]))
-    return (f'<section class="ia-discover" lang="fr"><h3>Documents ({len(documents)})</h3><ul>{overview}</ul>'
-            f'<h3>Sigles</h3>{"<ul>" + glossary + "</ul>" if glossary else "<p>Aucun sigle défini.</p>"}'
-            f'<h3>Chronologie</h3>{"<ol>" + events + "</ol>" if events else "<p>Aucune date.</p>"}</section>')
+    return (f'<section class="ia-discover" lang="fr"><h2>Documents ({len(documents)})</h2><ul>{overview}</ul>'
+            f'<h2>Sigles</h2>{"<ul>" + glossary + "</ul>" if glossary else "<p>Aucun sigle défini.</p>"}'
+            f'<h2>Chronologie</h2>{"<ol>" + events + "</ol>" if events else "<p>Aucune date.</p>"}</section>')
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def header_html(titles: list[str]) -> str:
 
 def section_html(title: str, section: str, texts: list[str]) -> str:
     paragraphs = "".join(f'<p>{esc(t)}</p>' for t in texts)
-    return (f'<article class="ia-section-view"><h3>{esc(location(title, section))}</h3>'
+    return (f'<article class="ia-section-view"><h2>{esc(location(title, section))}</h2>'
             f'{paragraphs or "<p><em>Section vide.</em></p>"}</article>')
 
 
