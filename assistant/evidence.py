@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .answering import Unit
 from .calibration import Calibration
-from .chunking import Sentence, enumerations
+from .chunking import Chunk, Sentence, enumerations
 from .embeddings import Embedder
 from .errors import AssistantError
 from .index import Index
@@ -101,25 +101,43 @@ class EvidenceScorer:
                                  "relancez `assistant calibrate`.")
         # A sentence that gives the assistant orders is neither an answer nor part of what the corpus knows.
         self._instructions = frozenset(s.id for s in index.sentences if is_instruction(s.text))
-        self._tokens = [[] if s.id in self._instructions else token_stems(s.text) for s in index.sentences]
-        self._stems = [frozenset(t for t in tokens if t) for tokens in self._tokens]
-        self._facts = [sentence_facts(s.text) for s in index.sentences]
-        self._words = [question_words(s.text) for s in index.sentences]
+        sentences, ignored = index.sentences, self._instructions
+        # Each sentence's analysis is made when a question first reaches it and kept (bounded): made for
+        # every sentence at start, it took 1.1 GB and a minute at 20 MB of text, for the few dozen
+        # sentences a question reads.
+        self._tokens = _Cached(lambda p: [] if sentences[p].id in ignored else token_stems(sentences[p].text))
+        self._stems = _Cached(lambda p: frozenset(t for t in self._tokens[p] if t))
+        self._facts = _Cached(lambda p: sentence_facts(sentences[p].text))
+        self._words = _Cached(lambda p: question_words(sentences[p].text))
+        headers: dict[str, frozenset[str]] = {}  # many chunks share a "title › section" header
+
+        def header_stems(header: str) -> frozenset[str]:
+            if header not in headers:
+                headers[header] = frozenset(t for t in token_stems(header) if t)
+            return headers[header]
+
         frequency: dict[str, int] = {}
-        for stems in self._stems:
-            for stem in stems:
-                frequency[stem] = frequency.get(stem, 0) + 1
-        n = max(len(self._stems), 1)
+        for sentence in sentences:
+            if sentence.id not in ignored:
+                for stem in set(token_stems(sentence.text)):
+                    if stem:
+                        frequency[stem] = frequency.get(stem, 0) + 1
+        n = max(len(sentences), 1)
         self._idf = {t: math.log(1 + n / df) for t, df in frequency.items()}
         self._unknown_idf = math.log(1 + n / 0.5)
-        self._heading_stems = {c.id: frozenset(t for t in token_stems(c.context_header) if t) for c in index.chunks}
+        self._heading_stems = _Cached(lambda chunk_id: header_stems(index.chunk_by_id[chunk_id].context_header))
         self._title_stems = {c.document: frozenset(t for t in token_stems(c.title) if t) for c in index.chunks}
-        self._vocabulary = frozenset(frequency).union(*self._heading_stems.values())
-        documents: dict[str, set[str]] = {}
+        self._vocabulary = frozenset(frequency).union(*(header_stems(c.context_header) for c in index.chunks))
+        chunks_of: dict[str, list[Chunk]] = {}
         for chunk in index.chunks:
-            documents.setdefault(chunk.document, set()).update(
-                self._heading_stems[chunk.id], *(self._stems[index.sentence_position[s.id]] for s in chunk.sentences))
-        self._document_stems = {d: frozenset(stems) for d, stems in documents.items()}
+            chunks_of.setdefault(chunk.document, []).append(chunk)
+
+        def document_stems(document: str) -> frozenset[str]:
+            return frozenset(t for chunk in chunks_of[document] for t in header_stems(chunk.context_header)).union(
+                t for chunk in chunks_of[document] for s in chunk.sentences if s.id not in ignored
+                for t in token_stems(s.text) if t)
+
+        self._document_stems = _Cached(document_stems, size=4096)
 
     def features(self, question: str, query: str, passages: Sequence[Passage],
                  ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
@@ -253,6 +271,23 @@ class EvidenceScorer:
         by_id = {p.chunk_id: p for p in passages}
         return Evidence(question, query, profile, candidates, tuple(by_id[c] for c in ranked),
                         round(confidence, 6), self.calibration.threshold)
+
+
+class _Cached:
+    """``compute(key)`` on first use, then kept; past ``size`` keys everything is forgotten at once
+    (the next questions fill it again)."""
+
+    def __init__(self, compute: Callable[[Any], Any], size: int = 50_000) -> None:
+        self.compute, self.size = compute, size
+        self._values: dict[Any, Any] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._values.get(key)
+        if value is None:
+            if len(self._values) >= self.size:
+                self._values = {}
+            value = self._values[key] = self.compute(key)
+        return value
 
 
 def _bigram_share(pairs: list[tuple[str, str]], tokens: list[str | None], window: int = 3) -> float:
