@@ -125,7 +125,7 @@ class EvidenceScorer:
         n = max(len(sentences), 1)
         self._idf = {t: math.log(1 + n / df) for t, df in frequency.items()}
         self._unknown_idf = math.log(1 + n / 0.5)
-        self._heading_stems = _Cached(lambda chunk_id: header_stems(index.chunk_by_id[chunk_id].context_header))
+        self._header_stems = header_stems
         self._title_stems = {c.document: frozenset(t for t in token_stems(c.title) if t) for c in index.chunks}
         self._vocabulary = frozenset(frequency).union(*(header_stems(c.context_header) for c in index.chunks))
         chunks_of: dict[str, list[Chunk]] = {}
@@ -187,7 +187,7 @@ class EvidenceScorer:
         passage_coverage = []
         for passage in passages:
             chunk = index.chunk_by_id[passage.chunk_id]
-            stems = frozenset().union(self._heading_stems[chunk.id],
+            stems = frozenset().union(self._header_stems(chunk.context_header),
                                       *(self._stems[index.sentence_position[s.id]] for s in chunk.sentences))
             passage_coverage.append(coverage(stems))
         unit_coverage = [coverage(frozenset().union(*(self._stems[p] for p in ps))) for ps in positions]
