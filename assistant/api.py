@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,6 +18,7 @@ from .discovery import Discovery, Explorer, candidate_questions
 from .config import Settings, load_settings
 from .embeddings import Embedder
 from .index import Index, ensure_index, stale_reasons, update_index
+from .reranking import Reranker
 from .retrieval import Passage, Retriever
 from .text import guess_language, require_utf8
 
@@ -26,33 +27,44 @@ ENGINES = ("extractive", "llm", "openai")
 ANSWER_SCORERS = ("rules", "calibrated", "gated")
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages a question goes through, over one published index."""
+
+    index: Index
+    retriever: Retriever
+    reranker: Reranker | None  # None: the retrieval order stands
+    answerer: Any
+    rewriter: FollowUpRewriter
+
+
 class Assistant:
     """Question answering over the corpus, with citations. Build it with ``Assistant.load``."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, index: Index, retriever: Retriever,
-                 answerer: Any, rewriter: FollowUpRewriter, backends: dict[tuple, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, pipeline: Pipeline,
+                 backends: dict[tuple, Any] | None = None) -> None:
         self.settings, self.embedder = settings, embedder
-        # One tuple, replaced whole by ``update``: a question reads it once and is answered from one index.
-        self._pipeline = (index, retriever, answerer, rewriter)
+        # Replaced whole by ``update``: a question reads it once and is answered from one index.
+        self.pipeline = pipeline
         self._backends = {} if backends is None else backends  # language models, shared with variants
         self._updating = threading.Lock()
         self._discovery: tuple[Index, Discovery] | None = None
 
     @property
     def index(self) -> Index:
-        return self._pipeline[0]
+        return self.pipeline.index
 
     @property
     def retriever(self) -> Retriever:
-        return self._pipeline[1]
+        return self.pipeline.retriever
 
     @property
     def answerer(self) -> Any:
-        return self._pipeline[2]
+        return self.pipeline.answerer
 
     @property
     def rewriter(self) -> FollowUpRewriter:
-        return self._pipeline[3]
+        return self.pipeline.rewriter
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, engine: str | None = None,
@@ -76,23 +88,30 @@ class Assistant:
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
-        if settings.answer_scorer == "calibrated":
-            from .calibrated import CalibratedAnswerer
+        gated = settings.answer_scorer == "gated" and settings.engine == "extractive"
+        scorer = None
+        if settings.rerank or gated or settings.answer_scorer == "calibrated":
             from .calibration import Calibration
             from .evidence import EvidenceScorer
 
             scorer = EvidenceScorer(index, embedder, Calibration.load(settings.calibration or None))
+        reranker = None
+        if settings.rerank and scorer is not None:
+            if scorer.calibration.reranker is None:
+                log.warning("rerank : la calibration %s n'a pas de modèle de reclassement (relancez "
+                            "`assistant calibrate`) ; l'ordre de la recherche est gardé.", scorer.calibration.path)
+            else:
+                reranker = Reranker(scorer, scorer.calibration.reranker)
+        if settings.answer_scorer == "calibrated":
+            from .calibrated import CalibratedAnswerer
+
             answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)  # one sentence (issue 10)
         else:
             answerer = rules_answerer(settings, index, embedder)
-            if settings.answer_scorer == "gated" and settings.engine == "extractive":
+            if gated:
                 from .calibrated import AbstentionGate
-                from .calibration import Calibration
-                from .evidence import EvidenceScorer
 
-                answerer = AbstentionGate(answerer, EvidenceScorer(index, embedder,
-                                                                   Calibration.load(settings.calibration or None)),
-                                          settings.top_k)
+                answerer = AbstentionGate(answerer, scorer, settings.top_k)
         rewriter = FollowUpRewriter()
         backends = {} if backends is None else backends
         if settings.engine != "extractive":
@@ -103,7 +122,7 @@ class Assistant:
                                           Verifier(embedder, settings.llm_min_support_cross_lingual),
                                           max_tokens=settings.llm_max_tokens)
             rewriter = FollowUpRewriter(condense=answerer.condense)
-        return cls(settings, embedder, index, retriever, answerer, rewriter, backends)
+        return cls(settings, embedder, Pipeline(index, retriever, reranker, answerer, rewriter), backends)
 
     def variant(self, **overrides: Any) -> "Assistant":
         """The same model and index with other query-time settings (retrieval_mode, top_k, engine,
@@ -124,7 +143,7 @@ class Assistant:
             index, summary = update_index(self.settings, self.embedder, show_progress=show_progress,
                                           log=notify or log.info, loaded=self.index)
             fresh = self._compose(self.settings, self.embedder, index, self._backends)
-            self._pipeline = fresh._pipeline
+            self.pipeline = fresh.pipeline
             return summary
         finally:
             self._updating.release()
@@ -151,8 +170,15 @@ class Assistant:
 
     # -- public API -----------------------------------------------------------------------
     def search(self, question: str, k: int | None = None, mode: str | None = None) -> list[Passage]:
+        """The passages ``ask`` would read, best first; with ``mode`` (hybrid, dense, bm25) that
+        retrieval's own order, not reranked."""
         question, _ = self._clean_question(question)
-        return self.retriever.retrieve(question, _check_k(k, self.settings.top_k), mode=mode)
+        k = _check_k(k, self.settings.top_k)
+        pipeline = self.pipeline
+        if mode is not None or pipeline.reranker is None:
+            return pipeline.retriever.retrieve(question, k, mode=mode)
+        pool = pipeline.retriever.retrieve(question, max(k, self.settings.candidate_pool))
+        return pipeline.reranker.rerank(question, question, pool)[:k]
 
     def ask(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Answer:
         answer = None
@@ -167,7 +193,8 @@ class Assistant:
         started = time.perf_counter()
         question, notices = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
-        index, retriever, answerer, rewriter = self._pipeline
+        pipeline = self.pipeline
+        index, answerer = pipeline.index, pipeline.answerer
         turns = validate_history(history)
         talk = small_talk(question)
         if talk is not None:  # a greeting, thanks or « aide »: a reply, not a search
@@ -182,13 +209,14 @@ class Assistant:
         # Only the recent turns can be what a follow-up refers to; a long history costs time, not sense.
         limit = self.settings.max_question_chars
         turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
-        query = rewriter.rewrite(question, turns)[:2 * limit]
+        query = pipeline.rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
-        # The calibrated scorer reads the whole candidate pool and reranks it; the answer keeps k passages.
+        # The reranker and the calibrated scorer read the whole candidate pool; the answer keeps k passages.
         scorer, engine = self.settings.answer_scorer, self.settings.engine
-        wide = scorer == "calibrated" or (scorer == "gated" and engine == "extractive")
-        pool = max(k, self.settings.candidate_pool) if wide else k
-        passages = retriever.retrieve(query, pool)
+        wide = pipeline.reranker is not None or scorer == "calibrated" or (scorer == "gated" and engine == "extractive")
+        passages = pipeline.retriever.retrieve(query, max(k, self.settings.candidate_pool) if wide else k)
+        if pipeline.reranker is not None:
+            passages = pipeline.reranker.rerank(question, query, passages)
         retrieved = time.perf_counter()
         for piece in answerer.stream(question, query, passages):
             if isinstance(piece, Answer):

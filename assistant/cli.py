@@ -218,17 +218,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from evals.dataset import DatasetError, load_dataset
 
     from .api import rules_answerer
-    from .calibration import DEFAULT_CALIBRATION, collect_samples, fit_calibration
+    from .calibration import DEFAULT_CALIBRATION, collect_passages, collect_samples, fit_calibration, fit_reranker
     from .chat import FollowUpRewriter
     from .config import PROJECT_ROOT
     from .embeddings import Embedder, sha256_file
     from .evidence import EvidenceScorer
     from .index import ensure_index
+    from .reranking import Reranker
     from .retrieval import Retriever
 
     settings = _settings(args)
     embedder = Embedder.from_settings(settings)
-    samples, datasets = [], []
+    sources, datasets = [], []
     for spec in args.dataset:
         path_text, _, corpus_text = spec.partition("::")
         path = Path(path_text)
@@ -247,24 +248,44 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         retriever = Retriever(index, embedder, mode=local.retrieval_mode, fusion=local.fusion, rrf_k=local.rrf_k,
                               dense_weight=local.dense_weight, candidate_pool=local.candidate_pool)
         name = os.path.relpath(path.resolve(), PROJECT_ROOT)
-        samples += collect_samples(name, items, retriever, FollowUpRewriter(), EvidenceScorer(index, embedder, None),
-                                   local.candidate_pool,
-                                   lambda it: tqdm(it, desc=path.name, total=len(items), unit="question", file=sys.stderr),
-                                   rules=rules_answerer(local, index, embedder), top_k=local.top_k)
+        corpus_name = os.path.relpath(corpus.resolve(), PROJECT_ROOT)
+        sources.append((name, path, items, local, index, retriever, EvidenceScorer(index, embedder, None)))
         datasets.append({"name": name, "sha256": sha256_file(path), "items": len(items),
                          "answerable": sum(1 for i in items if i.answerable),
-                         "corpus": os.path.relpath(corpus.resolve(), PROJECT_ROOT),
+                         "corpus": corpus_name,
                          "documents": index.manifest["documents"]})
+
+    def progress(path: Path, items: list, step: str):
+        return lambda it: tqdm(it, desc=f"{path.name} ({step})", total=len(items), unit="question", file=sys.stderr)
+
+    # First the passage reranker, on the pools as retrieval orders them; then the answer scorer and the
+    # gate, on the pools as the reranker orders them (as they will meet them).
+    passage_samples = []
+    for name, path, items, local, _, retriever, scorer in sources:
+        passage_samples += collect_passages(name, items, retriever, FollowUpRewriter(), scorer, local.candidate_pool,
+                                            progress(path, items, "passages"))
+    reranker_model, reranking = fit_reranker(passage_samples)
+    samples = []
+    for name, path, items, local, index, retriever, scorer in sources:
+        samples += collect_samples(name, items, retriever, FollowUpRewriter(), scorer, local.candidate_pool,
+                                   progress(path, items, "phrases"), rules=rules_answerer(local, index, embedder),
+                                   top_k=local.top_k, reranker=Reranker(scorer, reranker_model))
     calibration = fit_calibration(samples, args.target_false_abstention, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
-        "embedding_backend": settings.embedding_backend,
-        "weighting": "a dataset weighs as the square root of its number of questions"}, gate_target=args.gate_target)
+        "embedding_backend": settings.embedding_backend, "chunk_target_tokens": settings.chunk_target_tokens,
+        "reranking": reranking,
+        "weighting": "a dataset weighs as the square root of its number of questions"}, gate_target=args.gate_target,
+        reranker=reranker_model)
     out = calibration.save(args.out or DEFAULT_CALIBRATION)
     print(f"Calibration écrite dans {out} : seuil d'abstention {calibration.threshold:.3f} "
           f"(fausses abstentions visées <= {args.target_false_abstention:g}, toutes questions confondues).")
     print(f"Seuil du filtre « gated » : {calibration.gate_threshold:.2f} (au plus "
           f"{calibration.metadata['gate']['target_added_false_abstention']:g} de fausses abstentions ajoutées "
           "à celles des règles, sur chaque jeu).")
+    print("Reclassement des passages, hit@1 hors échantillon (validation croisée par document) :")
+    for name, numbers in reranking["out_of_fold"].items():
+        print(f"  {name}: recherche {numbers['hit@1_retrieval']} -> reclassé {numbers['hit@1_reranked']} "
+              f"(preuve dans le lot : {numbers['hit@pool']})")
     print("Hors échantillon (validation croisée par document) :")
     for name, numbers in calibration.metadata["out_of_fold_at_threshold"].items():
         print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in numbers.items()))

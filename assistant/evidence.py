@@ -57,6 +57,20 @@ ANSWERABLE_FEATURES: tuple[str, ...] = (
 )
 
 
+# A retrieved passage, for the reranker (``reranking.py``): how the retrievers placed it, and the best
+# of its candidates' features (a passage holds the answer when one of its sentences does).
+PASSAGE_FEATURES: tuple[str, ...] = (
+    "passage_cosine", "bm25", "passage_rank", "dense_rank", "bm25_rank", "passage_length",
+    "best_cosine", "best_coverage", "best_exact_coverage", "best_bigrams", "best_typed_fact_near",
+    "best_context_coverage", "best_typed_fact", "best_neighbour_cosine",
+    "passage_coverage", "title_coverage", "document_coverage", "missing_rare", "passage_cosine_gap",
+    "least_cosine_gap", "least_coverage_gap",
+)
+_BEST = ("cosine", "coverage", "exact_coverage", "bigrams", "typed_fact_near", "context_coverage", "typed_fact",
+         "neighbour_cosine")
+_OF_PASSAGE = ("passage_coverage", "title_coverage", "document_coverage", "missing_rare", "passage_cosine_gap")
+
+
 def answerable_row(matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """The answerability features of one question from its candidates' rows and probabilities."""
     order = np.argsort(-probabilities, kind="stable")
@@ -256,6 +270,37 @@ class EvidenceScorer:
                 at / max(len(chunk.sentences) - 1, 1),
             ])
         return units, [passages[o] for o in owners], np.asarray(rows, dtype=np.float64), profile
+
+    def passage_features(self, question: str, query: str, passages: Sequence[Passage]) -> np.ndarray:
+        """One row per passage, in PASSAGE_FEATURES order."""
+        units, owners, matrix, _ = self.features(question, query, passages)
+        column = {name: i for i, name in enumerate(FEATURES)}
+        pool = max(len(passages), 1)
+
+        def ranks(values: list[float]) -> list[float]:
+            order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+            out = [0.0] * len(values)
+            for r, i in enumerate(order):
+                out[i] = math.log1p(r if values[i] > 0 else pool)  # a passage BM25 did not find ranks last
+            return out
+
+        dense = [p.dense_score for p in passages]
+        lexical = [p.bm25_score for p in passages]
+        top_lexical = max(lexical, default=0.0) or 1.0
+        dense_ranks, lexical_ranks = ranks([d + 2.0 for d in dense]), ranks(lexical)
+        rows = np.zeros((len(passages), len(PASSAGE_FEATURES)))
+        for rank, passage in enumerate(passages):
+            mine = [i for i, owner in enumerate(owners) if owner.chunk_id == passage.chunk_id]
+            head = [passage.dense_score, passage.bm25_score / top_lexical, math.log1p(rank), dense_ranks[rank],
+                    lexical_ranks[rank], math.log(max(len(passage.text), 1))]
+            if mine:  # a passage of instructions only has no candidate: the retrievers' view alone
+                own = matrix[mine]
+                tail = [*(own[:, column[n]].max() for n in _BEST), *(own[0, column[n]] for n in _OF_PASSAGE),
+                        own[:, column["cosine_gap"]].min(), own[:, column["coverage_gap"]].min()]
+                rows[rank] = head + tail
+            else:
+                rows[rank, :len(head)] = head
+        return rows
 
     def gather(self, question: str, query: str, passages: Sequence[Passage]) -> Evidence:
         if self.calibration is None:

@@ -25,7 +25,7 @@ class Passage:
     section: str
     start: int
     end: int
-    score: float  # fused score (the ranking key)
+    score: float  # the ranking key: the fused score, or the reranker's probability (reranking.py)
     dense_score: float  # cosine between the query and the passage
     bm25_score: float
     page: int | None = None  # PDF page (None for other formats)

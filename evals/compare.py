@@ -3,11 +3,14 @@
 A CONFIG is a comma-separated list of named presets and ``key=value`` pairs, applied in order:
 
     extractive            our default: the extractive engine on the loaded settings (hybrid retrieval)
-    hybrid | dense | bm25 the retrieval mode (dense: FAISS cosine; bm25: French BM25; hybrid: RRF of both)
-    rules | calibrated    the answer scorer: hand-set rules (default) or the model fitted by `assistant calibrate`
+    hybrid | dense | bm25 the retrieval mode (dense: FAISS cosine; bm25: French BM25; hybrid: RRF of both);
+                          dense and bm25 show that retriever's own order (no reranking)
+    gated | rules | calibrated  the answer scorer: the rules with the fitted abstention gate (default),
+                          the hand-set rules alone, or the model fitted by `assistant calibrate`
+    norerank              the retrieval order, without the fitted passage reranker
     baseline              the plain llama-index pipeline (VectorStoreIndex, default SentenceSplitter,
                           same embedding model, dense top-2, answer = top passage, never abstains)
-    mode=M  k=N  engine=E  abstain_threshold=X  fusion=rrf|weighted  rrf_k=N  dense_weight=X
+    mode=M  k=N  engine=E  abstain_threshold=X  fusion=rrf|weighted  rrf_k=N  dense_weight=X  rerank=true|false
     candidate_pool=N  max_answer_sentences=N  calibration=FILE  name=LABEL
     (baseline accepts k=N, chunk_size=N, chunk_overlap=N and name=LABEL)
 
@@ -31,8 +34,9 @@ from .runner import run_item
 PRESETS: dict[str, dict[str, Any]] = {
     "extractive": {"engine": "extractive"},
     "hybrid": {"retrieval_mode": "hybrid"},
-    "dense": {"retrieval_mode": "dense"},
-    "bm25": {"retrieval_mode": "bm25"},
+    "dense": {"retrieval_mode": "dense", "rerank": False},
+    "bm25": {"retrieval_mode": "bm25", "rerank": False},
+    "norerank": {"rerank": False},
     "baseline": {},
     "calibrated": {"answer_scorer": "calibrated"},
     "rules": {"answer_scorer": "rules"},
@@ -40,7 +44,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 ALIASES = {"mode": "retrieval_mode", "k": "top_k", "threshold": "abstain_threshold"}
 QUERY_SETTINGS = ("engine", "retrieval_mode", "top_k", "fusion", "rrf_k", "dense_weight", "candidate_pool",
-                  "abstain_threshold", "max_answer_sentences", "calibration", "answer_scorer")
+                  "abstain_threshold", "max_answer_sentences", "calibration", "answer_scorer", "rerank")
 BASELINE_SETTINGS = ("top_k", "chunk_size", "chunk_overlap")
 INT_SETTINGS = {"top_k", "rrf_k", "candidate_pool", "max_answer_sentences", "chunk_size", "chunk_overlap"}
 

@@ -10,7 +10,7 @@ import pytest
 from assistant.answer_types import profile_question
 from assistant.calibration import Calibration
 from assistant.cli import main
-from assistant.evidence import ANSWERABLE_FEATURES, FEATURES
+from assistant.evidence import ANSWERABLE_FEATURES, FEATURES, PASSAGE_FEATURES
 
 from .conftest import CORPUS_DIR, DEV_SET
 
@@ -33,6 +33,9 @@ def test_calibration_is_reproducible(settings, tmp_path, capsys):
     assert outputs[0] == outputs[1]
     loaded = Calibration.load(tmp_path / "first.json")
     assert loaded.candidate.features == FEATURES and loaded.answerable.features == ANSWERABLE_FEATURES
+    assert loaded.reranker is not None and loaded.reranker.features == PASSAGE_FEATURES
+    # One document: the reranker's folds are of questions, and the file says so.
+    assert loaded.metadata["reranking"]["cross_validation"] == "by question (one document only)"
     assert 0.0 <= loaded.threshold < 1.0 and 0.0 <= loaded.gate_threshold < 1.0
     assert loaded.metadata["gate"]["curve"] and loaded.metadata["gate"]["threshold"] == loaded.gate_threshold
     assert [d["name"] for d in loaded.metadata["datasets"]] == ["evals/datasets/dev.jsonl"]

@@ -133,11 +133,12 @@ def test_threshold_outside_0_1_is_a_usage_error(settings, dataset):
 
 def test_config_syntax():
     assert parse_config("extractive") == RunConfig("extractive", False, {"engine": "extractive"})
-    assert parse_config("dense").overrides == {"retrieval_mode": "dense"}
+    assert parse_config("dense").overrides == {"retrieval_mode": "dense", "rerank": False}  # the retriever's own order
+    assert parse_config("norerank,rerank=true").overrides == {"rerank": "true"}
     config = parse_config("mode=dense,k=3")
     assert config.name == "mode=dense,k=3" and config.overrides == {"retrieval_mode": "dense", "top_k": 3}
     assert parse_config("bm25,abstain_threshold=0.4,name=strict") == RunConfig(
-        "strict", False, {"retrieval_mode": "bm25", "abstain_threshold": "0.4"})
+        "strict", False, {"retrieval_mode": "bm25", "rerank": False, "abstain_threshold": "0.4"})
     assert parse_config("baseline,chunk_size=256") == RunConfig("baseline,chunk_size=256", True, {"chunk_size": 256})
     for bad in ("", "unknown", "k=", "k=0", "baseline,mode=bm25", "chunk_size=100", "index_dir=/tmp"):
         with pytest.raises(ValueError):
