@@ -64,7 +64,7 @@ def _llama_embedding(embedder: Embedder) -> Any:
         _embedder: Any = PrivateAttr()
 
         def __init__(self, inner: Embedder) -> None:
-            super().__init__(model_name=inner.model_id)
+            super().__init__(model_name=inner.model_id, embed_batch_size=32)
             self._embedder = inner
 
         def _get_query_embedding(self, query: str) -> list[float]:
@@ -72,6 +72,10 @@ def _llama_embedding(embedder: Embedder) -> Any:
 
         def _get_text_embedding(self, text: str) -> list[float]:
             return self._embedder.embed_passages([text])[0].tolist()
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            # llama-index embeds in batches through this; one text at a time, a 20 MB corpus took hours.
+            return self._embedder.embed_passages(texts).tolist()
 
         async def _aget_query_embedding(self, query: str) -> list[float]:
             return self._get_query_embedding(query)
