@@ -274,8 +274,8 @@ def fit_reranker(samples: list[PassageSample], folds: int = 5) -> tuple[Logistic
                         "hit@1_reranked": _share([reranked_first.get((s.dataset, s.item_id), False) for s in members]),
                         "hit@pool": _share([bool(s.labels.any()) for s in members])}
     model = Logistic.fit(matrix, labels, weights, PASSAGE_FEATURES)
-    return model, {"folds": int(fold_of.max() + 1), "cross_validation": grouping, "passages": int(len(labels)), "positives": int(labels.sum()),
-                   "out_of_fold": report}
+    return model, {"folds": int(fold_of.max() + 1), "cross_validation": grouping, "passages": int(len(labels)),
+                   "positives": int(labels.sum()), "out_of_fold": report}
 
 
 def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
@@ -286,8 +286,6 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
 
     samples = [s for s in samples if len(s.labels)]
     datasets = list(dict.fromkeys(s.dataset for s in samples))
-    # A dataset weighs as the square root of its size: a small hand-written set still counts
-    # (92 questions weigh as 460), without drowning a large one.
     question_weight = _question_weights([s.dataset for s in samples])
     matrix = np.vstack([s.matrix for s in samples])
     labels = np.concatenate([s.labels for s in samples]).astype(int)
@@ -327,7 +325,8 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
         }
     info = dict(metadata or {})
     info.update({"target_false_abstention": target_false_abstention, "folds": int(fold_of.max() + 1),
-                 "cross_validation": "grouped by document within a dataset: no question is scored by a model that saw its document through the same dataset",
+                 "cross_validation": "grouped by document within a dataset: no question is scored by a model "
+                                     "that saw its document through the same dataset",
                  "out_of_fold_at_threshold": at_threshold, "curve": measured,
                  "candidates": int(len(labels)), "positives": int(labels.sum()),
                  "gate": {"target_added_false_abstention": gate_target, "threshold": gate_threshold,
