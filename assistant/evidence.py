@@ -18,6 +18,7 @@ corpus (stems, IDF, facts of each sentence) is computed once at load time.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -152,10 +153,25 @@ class EvidenceScorer:
                 for t in token_stems(s.text) if t)
 
         self._document_stems = _Cached(document_stems, size=4096)
+        self._last = threading.local()  # the last analysis of this thread (see ``features``)
 
     def features(self, question: str, query: str, passages: Sequence[Passage],
                  ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
-        """The candidates of ``passages`` and their feature matrix (rows in FEATURES order)."""
+        """The candidates of ``passages`` and their feature matrix (rows in FEATURES order).
+
+        The reranker reads the pool in retrieval order, then the engine reads the same pool in its
+        new order: the second call reorders the first one's rows (same values as computing them
+        again, at a fraction of the cost). One analysis is kept per thread: a request is one thread."""
+        key = (question, query, frozenset((p.chunk_id, p.dense_score, p.bm25_score) for p in passages))
+        last = getattr(self._last, "analysis", None)
+        if last is not None and last[0] == key:
+            return _reordered(*last[1], passages)
+        analysis = self._analyse(question, query, passages)
+        self._last.analysis = (key, analysis)
+        return analysis
+
+    def _analyse(self, question: str, query: str, passages: Sequence[Passage],
+                 ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
         profile = profile_question(question)
         analysed = [(w, t) for w, t in zip(words(query), token_stems(query)) if t and w not in QUESTION_WORDS]
         query_tokens = [t for _, t in analysed]
@@ -189,11 +205,11 @@ class EvidenceScorer:
         if not units:
             return [], list(passages), np.zeros((0, len(FEATURES)), np.float32), profile
         positions = [[index.sentence_position[s.id] for s in unit] for unit in units]
-        sentence_cosines = index.sentence_vectors[[p for ps in positions for p in ps]] @ vector
-        cosines, cursor = [], 0
-        for ps in positions:
-            cosines.append(float(sentence_cosines[cursor:cursor + len(ps)].max()))
-            cursor += len(ps)
+        # The sentences in index order: a float32 product's last digits depend on the rows beside it,
+        # and the same pool in another order must give the same features (see ``features``).
+        distinct = sorted({p for ps in positions for p in ps})
+        cosine_of = dict(zip(distinct, (index.sentence_vectors[distinct] @ vector).tolist()))
+        cosines = [max(cosine_of[p] for p in ps) for ps in positions]
         cosines_array = np.array(cosines)
         passage_cosines = np.array([p.dense_score for p in passages])
         bm25 = np.array([p.bm25_score for p in passages])
@@ -316,6 +332,27 @@ class EvidenceScorer:
         by_id = {p.chunk_id: p for p in passages}
         return Evidence(question, query, profile, candidates, tuple(by_id[c] for c in ranked),
                         round(confidence, 6), self.calibration.threshold)
+
+
+def _reordered(units: list[tuple[Sentence, ...]], owners: list[Passage], matrix: np.ndarray,
+               profile: QuestionProfile, passages: Sequence[Passage],
+               ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
+    """An analysis of the same passages in another order, as ``_analyse`` would give it: the units
+    grouped by passage in the new order (each passage's own units in their order), the passage rank
+    and the cosine rank (ties broken by unit order) recomputed; every other feature does not depend
+    on the order."""
+    position = {p.chunk_id: rank for rank, p in enumerate(passages)}
+    order = sorted(range(len(units)), key=lambda i: (position[owners[i].chunk_id], i))
+    new_owners = [passages[position[owners[i].chunk_id]] for i in order]
+    rows = matrix[order].copy()
+    if len(rows):
+        column = {name: i for i, name in enumerate(FEATURES)}
+        rows[:, column["passage_rank"]] = [math.log1p(position[o.chunk_id]) for o in new_owners]
+        by_cosine = np.argsort(-rows[:, column["cosine"]], kind="stable")
+        rank = np.empty(len(rows))
+        rank[by_cosine] = np.arange(len(rows))
+        rows[:, column["cosine_rank"]] = [math.log1p(r) for r in rank]
+    return [units[i] for i in order], new_owners, rows, profile
 
 
 class _Cached:

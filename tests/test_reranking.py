@@ -74,3 +74,20 @@ def test_a_reranker_fitted_on_other_features_is_refused(assistant):
     assert model.features == PASSAGE_FEATURES
     with pytest.raises(AssistantError, match="calibrate"):
         Reranker(assistant.pipeline.reranker.scorer, other)
+
+
+def test_the_engine_reuses_the_rerankers_analysis_exactly(assistant):
+    """The pool is analysed once per question: read again in the reranked order, the candidates and
+    every feature are what a fresh analysis of that order gives."""
+    import numpy as np
+
+    scorer = assistant.pipeline.reranker.scorer
+    for item in _evidence_items()[:15]:
+        question = item["question"]
+        pool = assistant.retriever.retrieve(question, 20)
+        reranked = assistant.pipeline.reranker.rerank(question, question, pool)
+        units, owners, matrix, _ = scorer.features(question, question, reranked)
+        fresh_units, fresh_owners, fresh_matrix, _ = scorer._analyse(question, question, reranked)
+        assert [[s.id for s in u] for u in units] == [[s.id for s in u] for u in fresh_units]
+        assert [o.chunk_id for o in owners] == [o.chunk_id for o in fresh_owners]
+        assert np.array_equal(matrix, fresh_matrix)
