@@ -293,20 +293,26 @@ class EvidenceScorer:
         column = {name: i for i, name in enumerate(FEATURES)}
         pool = max(len(passages), 1)
 
-        def ranks(values: list[float]) -> list[float]:
+        def log_ranks(values: list[float], found: list[bool]) -> list[float]:
+            """log(1 + rank), best first; a passage that retriever did not return ranks last."""
             order = sorted(range(len(values)), key=lambda i: (-values[i], i))
             out = [0.0] * len(values)
             for r, i in enumerate(order):
-                out[i] = math.log1p(r if values[i] > 0 else pool)  # a passage BM25 did not find ranks last
+                out[i] = math.log1p(r if found[i] else pool)
             return out
 
         dense = [p.dense_score for p in passages]
         lexical = [p.bm25_score for p in passages]
         top_lexical = max(lexical, default=0.0) or 1.0
-        dense_ranks, lexical_ranks = ranks([d + 2.0 for d in dense]), ranks(lexical)
+        # Every passage has a cosine; BM25 returns only passages sharing a word with the query.
+        dense_ranks = log_ranks(dense, [True] * len(dense))
+        lexical_ranks = log_ranks(lexical, [v > 0 for v in lexical])
         rows = np.zeros((len(passages), len(PASSAGE_FEATURES)))
+        units_of: dict[str, list[int]] = {}
+        for i, owner in enumerate(owners):
+            units_of.setdefault(owner.chunk_id, []).append(i)
         for rank, passage in enumerate(passages):
-            mine = [i for i, owner in enumerate(owners) if owner.chunk_id == passage.chunk_id]
+            mine = units_of.get(passage.chunk_id, [])
             head = [passage.dense_score, passage.bm25_score / top_lexical, math.log1p(rank), dense_ranks[rank],
                     lexical_ranks[rank], math.log(max(len(passage.text), 1))]
             if mine:  # a passage of instructions only has no candidate: the retrievers' view alone
