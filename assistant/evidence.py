@@ -58,6 +58,8 @@ ANSWERABLE_FEATURES: tuple[str, ...] = (
 )
 
 
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}  # a candidate feature's column in the matrix
+
 # A retrieved passage, for the reranker (``reranking.py``): how the retrievers placed it, and the best
 # of its candidates' features (a passage holds the answer when one of its sentences does).
 PASSAGE_FEATURES: tuple[str, ...] = (
@@ -80,7 +82,7 @@ def answerable_row(matrix: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     clipped = min(max(best, 1e-6), 1 - 1e-6)
     row = matrix[order[0]]
     return np.array([math.log(clipped / (1 - clipped)), best - second,
-                     *(row[FEATURES.index(name)] for name in ANSWERABLE_FEATURES[2:])])
+                     *(row[_COLUMN[name]] for name in ANSWERABLE_FEATURES[2:])])
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,6 @@ class EvidenceScorer:
     def passage_features(self, question: str, query: str, passages: Sequence[Passage]) -> np.ndarray:
         """One row per passage, in PASSAGE_FEATURES order."""
         units, owners, matrix, _ = self.features(question, query, passages)
-        column = {name: i for i, name in enumerate(FEATURES)}
         pool = max(len(passages), 1)
 
         def log_ranks(values: list[float], found: list[bool]) -> list[float]:
@@ -317,8 +318,8 @@ class EvidenceScorer:
                     lexical_ranks[rank], math.log(max(len(passage.text), 1))]
             if mine:  # a passage of instructions only has no candidate: the retrievers' view alone
                 own = matrix[mine]
-                tail = [*(own[:, column[n]].max() for n in _BEST), *(own[0, column[n]] for n in _OF_PASSAGE),
-                        own[:, column["cosine_gap"]].min(), own[:, column["coverage_gap"]].min()]
+                tail = [*(own[:, _COLUMN[n]].max() for n in _BEST), *(own[0, _COLUMN[n]] for n in _OF_PASSAGE),
+                        own[:, _COLUMN["cosine_gap"]].min(), own[:, _COLUMN["coverage_gap"]].min()]
                 rows[rank] = head + tail
             else:
                 rows[rank, :len(head)] = head
@@ -352,12 +353,11 @@ def _reordered(units: list[tuple[Sentence, ...]], owners: list[Passage], matrix:
     new_owners = [passages[position[owners[i].chunk_id]] for i in order]
     rows = matrix[order].copy()
     if len(rows):
-        column = {name: i for i, name in enumerate(FEATURES)}
-        rows[:, column["passage_rank"]] = [math.log1p(position[o.chunk_id]) for o in new_owners]
-        by_cosine = np.argsort(-rows[:, column["cosine"]], kind="stable")
+        rows[:, _COLUMN["passage_rank"]] = [math.log1p(position[o.chunk_id]) for o in new_owners]
+        by_cosine = np.argsort(-rows[:, _COLUMN["cosine"]], kind="stable")
         rank = np.empty(len(rows))
         rank[by_cosine] = np.arange(len(rows))
-        rows[:, column["cosine_rank"]] = [math.log1p(r) for r in rank]
+        rows[:, _COLUMN["cosine_rank"]] = [math.log1p(r) for r in rank]
     return [units[i] for i in order], new_owners, rows, profile
 
 
