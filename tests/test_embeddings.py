@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from assistant.embeddings import Embedder, converted_model_dir
+from assistant.embeddings import ONNX_EXPORT_VERSION, Embedder, converted_model_dir
 
 _SENTENCES = ["The programme works with communities in Mali to build trust and peace.",
               "People meet to talk about the army, the police and the courts.",
@@ -105,6 +105,30 @@ def test_onnx_int8_backend_stays_close_to_the_model(embedder, torch_embedder, ki
     alone = np.stack([embedder.embed_passages([t])[0] for t in TEXTS[:6]])
     assert np.allclose(alone, embedder.embed_passages(TEXTS[:6]), atol=1e-4)
 
+
+
+def test_an_export_of_another_version_is_made_again(tmp_path):
+    """A cached ONNX file from an older export (other inputs, other graph) is never run: the model
+    is exported again, and until that export completes the old folder stays as it was."""
+    from assistant.embeddings import onnx_int8_model
+
+    target = tmp_path / "model-onnx-int8"
+    target.mkdir()
+    (target / "model.onnx").write_bytes(b"an older export")
+    (target / "export.json").write_text(json.dumps({"version": "1"}))
+
+    class ExportStarted(Exception):
+        pass
+
+    def load_model():
+        raise ExportStarted
+
+    with pytest.raises(ExportStarted):
+        onnx_int8_model(load_model, target)
+    assert (target / "model.onnx").read_bytes() == b"an older export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-onnx-int8"], "no half-written export left"
+    (target / "export.json").write_text(json.dumps({"version": ONNX_EXPORT_VERSION}))
+    assert onnx_int8_model(load_model, target) == target / "model.onnx"
 
 def test_index_records_the_backend(assistant, torch_embedder):
     from assistant.index import stale_reasons
