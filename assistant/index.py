@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +34,8 @@ from .config import Settings
 from .corpus import Document, read_corpus
 from .embeddings import Embedder
 from .errors import AssistantError
-from .text import fold_accents, stopwords
+from .store import FilesStore, Store, bm25_text
+from .text import stopwords
 
 FORMAT_VERSION = 4  # 3: chunks carry their page; 4: and their document's url
 _NODES_PER_INSERT = 2048
@@ -83,14 +83,10 @@ def _llama_embedding(embedder: Embedder) -> Any:
     return SentenceTransformerEmbedding(embedder)
 
 
-def bm25_text(text: str) -> str:
-    """BM25 sees accent-folded text; queries are folded the same way."""
-    return fold_accents(text.casefold())
-
-
 @dataclass
 class Index:
-    """A loaded index. Plain data plus the two llama-index retrievers' backing objects."""
+    """A loaded index: the passages with their phrases and vectors (what answering reads), and the
+    store that searches them."""
 
     path: Path
     manifest: dict
@@ -99,12 +95,10 @@ class Index:
     sentence_vectors: np.ndarray
     chunk_vectors: np.ndarray
     heading_vectors: np.ndarray  # per chunk: its "title › section" alone
-    vector_index: Any  # llama_index VectorStoreIndex over FAISS
-    bm25: Any  # llama_index BM25Retriever
+    store: Store
+    version: str  # what the store served when this was loaded (``Store.version``)
 
     def __post_init__(self) -> None:
-        # BM25Retriever reads its result count from an attribute: set and read under one lock.
-        self.lexical_lock = threading.Lock()
         self.chunk_by_id = {c.id: c for c in self.chunks}
         self.chunk_position = {c.id: i for i, c in enumerate(self.chunks)}
         self.sentence_position = {s.id: i for i, s in enumerate(self.sentences)}
@@ -217,7 +211,8 @@ class IndexBuilder:
         _publish(index_dir, final)
         return Index(path=final, manifest=manifest, chunks=chunks, sentences=sentences,
                      sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
-                     heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+                     heading_vectors=heading_vectors, store=_files_store(vector_index, bm25, index_dir),
+                     version=str(final))
 
     def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
         """One vector per text: those already known are reused, the others encoded once each."""
@@ -359,7 +354,12 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
         raise _corrupt(index_dir, ValueError("sizes differ"))
     return Index(path=current, manifest=manifest, chunks=chunks, sentences=sentences,
                  sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
-                 heading_vectors=heading_vectors, vector_index=vector_index, bm25=bm25)
+                 heading_vectors=heading_vectors, store=_files_store(vector_index, bm25, index_dir),
+                 version=str(current))
+
+
+def _files_store(vector_index: Any, bm25: Any, index_dir: Path) -> FilesStore:
+    return FilesStore(vector_index, bm25, published=lambda: (index_dir / "current").resolve())
 
 
 def _probe(vector_index: Any, bm25: Any, chunks: list[Chunk], chunk_vectors: np.ndarray) -> None:

@@ -1,13 +1,11 @@
-"""Hybrid retrieval: dense (FAISS, cosine) and BM25 (French, accent-folded), fused."""
+"""Hybrid retrieval: the store's dense (cosine) and lexical (French) searches, fused."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from .embeddings import Embedder
-from .index import Index, bm25_text
+from .index import Index
 
 MODES = ("hybrid", "dense", "bm25")
 FUSIONS = ("rrf", "weighted")
@@ -47,28 +45,13 @@ class Retriever:
         self.index, self.embedder = index, embedder
         self.mode, self.fusion, self.rrf_k, self.dense_weight = mode, fusion, rrf_k, dense_weight
         self.pool = min(candidate_pool, len(index.chunks))
-        self._dense = index.vector_index.as_retriever(similarity_top_k=self.pool)
-
-    def _dense_ranking(self, query: str, vector: np.ndarray) -> dict[str, float]:
-        from llama_index.core.schema import QueryBundle
-
-        hits = self._dense.retrieve(QueryBundle(query_str=query, embedding=vector.tolist()))
-        return {hit.node.node_id: float(hit.score) for hit in hits}
-
-    def _bm25_ranking(self, query: str) -> dict[str, float]:
-        folded = bm25_text(query)
-        if not folded.strip():
-            return {}
-        with self.index.lexical_lock:  # the retriever is shared by concurrent requests and variants
-            self.index.bm25.similarity_top_k = self.pool
-            hits = self.index.bm25.retrieve(folded)
-        return {hit.node.node_id: float(hit.score) for hit in hits if hit.score > 0}
 
     def retrieve(self, query: str, k: int = 5, mode: str | None = None) -> list[Passage]:
         mode = mode or self.mode
         vector = self.embedder.embed_query(query)
-        dense = self._dense_ranking(query, vector) if mode != "bm25" else {}
-        lexical = self._bm25_ranking(query) if mode != "dense" else {}
+        store = self.index.store
+        dense = store.dense_search(vector, self.pool) if mode != "bm25" else {}
+        lexical = store.lexical_search(query, self.pool) if mode != "dense" else {}
         if mode == "dense":
             fused = dense
         elif mode == "bm25":

@@ -53,7 +53,7 @@ def test_bm25_folds_accents_and_stems_french(assistant):
 
 def test_stemmer_is_restored_after_loading(assistant, embedder, settings):
     reloaded = load_index(settings.index_dir, embedder)
-    assert reloaded.bm25.stemmer.stemWord("consultations") == "consult"
+    assert reloaded.store.bm25.stemmer.stemWord("consultations") == "consult"
 
 
 def test_english_question_retrieves_the_french_passage(assistant):
