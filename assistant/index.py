@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -128,20 +128,117 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+@dataclass
+class Embedded:
+    """A corpus chunked and embedded, ready to publish: what every location stores."""
+
+    manifest: dict
+    chunks: list[Chunk]
+    sentences: list[Sentence]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    heading_vectors: np.ndarray
+
+
 class IndexBuilder:
-    """Chunks, embeds and persists a corpus into a new build folder, then publishes it."""
+    """Chunks and embeds a corpus, then has a location (build folder or PostgreSQL) publish it."""
 
     def __init__(self, settings: Settings, embedder: Embedder,
                  log: Callable[[str], None] = lambda message: None) -> None:
         self.settings, self.embedder, self.log = settings, embedder, log
         self.embedded = 0  # passages the last build sent through the model
 
-    def build(self, documents: list[Document], index_dir: Path, show_progress: bool = False,
+    def build(self, documents: list[Document], location: "IndexLocation | Path", show_progress: bool = False,
               previous: Index | None = None) -> Index:
         """A new build of ``documents``, published when complete. Vectors of ``previous`` (an index
         built with the same model and chunking) are reused for every text it already embedded, so
         adding, changing or removing a document embeds only that document's passages and phrases.
         ``self.embedded`` then says how many passages went through the model."""
+        started = time.perf_counter()
+        location = FilesLocation(location) if isinstance(location, Path) else location
+        location.prepare()  # a folder or database that cannot be written fails now, not after the encoder
+        try:
+            return self._build(documents, location, show_progress, previous, started)
+        except BaseException:
+            location.discard()
+            raise
+
+    def _build(self, documents: list[Document], location: "IndexLocation", show_progress: bool,
+               previous: Index | None, started: float) -> Index:
+        chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_target_tokens,
+                          min(self.settings.chunk_max_tokens, self.embedder.max_tokens),
+                          self.settings.heading_max_words)
+        chunks = [chunk for document in documents for chunk in chunker.split(document)]
+        sentences = [s for c in chunks for s in c.sentences]
+        known = _known_vectors(previous)
+        chunk_texts = [c.context_header + c.text for c in chunks]
+        self.embedded = len({t for t in chunk_texts if t not in known})
+        self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs"
+                 + (f" de {self.embedded} passage(s) nouveaux ou modifiés…" if previous is not None else "…"))
+        chunk_vectors = self._vectors(chunk_texts, known, show_progress)
+        sentence_vectors = self._vectors([s.text for s in sentences], known, show_progress)
+        heading_vectors = self._vectors([c.context_header for c in chunks], known)
+        known.clear()  # the encoder's arrays (as large as the three above together) go now
+        del chunk_texts
+        manifest = _fingerprint(self.settings, self.embedder, documents) | {
+            "libraries": _library_versions(),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
+            "dimension": self.embedder.dimension,
+        }
+        built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors)
+        return location.publish(built, documents, self.embedder, self.settings.candidate_pool)
+
+    def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
+        """One vector per text: those already known are reused, the others encoded once each."""
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self.embedder.embed_passages(missing, show_progress)))
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+
+class IndexLocation(Protocol):
+    """Where an index is published and loaded from: a build folder, or a PostgreSQL database."""
+
+    def describe(self) -> str: ...
+    def prepare(self) -> None: ...
+    def discard(self) -> None: ...
+    def read_manifest(self) -> dict | None: ...
+    def load(self, embedder: Embedder) -> Index: ...
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int) -> Index: ...
+
+
+class FilesLocation:
+    """``index_dir``: builds written into a new folder, then published by swapping ``current``."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self._work: Path | None = None
+
+    def describe(self) -> str:
+        return str(self.index_dir)
+
+    def prepare(self) -> None:
+        """The build's work folder, made now: a build killed at any point leaves it (swept by the
+        next run) and never touches ``current``."""
+        builds = _writable_builds_dir(self.index_dir)
+        _sweep(self.index_dir)
+        self._work = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=builds))
+
+    def discard(self) -> None:
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+
+    def read_manifest(self) -> dict | None:
+        return read_manifest(self.index_dir)
+
+    def load(self, embedder: Embedder) -> Index:
+        return load_index(self.index_dir, embedder)
+
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int) -> Index:
         from llama_index.core import StorageContext, VectorStoreIndex
         from llama_index.core.schema import TextNode
         from llama_index.retrievers.bm25 import BM25Retriever
@@ -149,29 +246,14 @@ class IndexBuilder:
         import faiss
         import Stemmer
 
-        started = time.perf_counter()
-        builds = _writable_builds_dir(index_dir)
-        _sweep(index_dir)
-        work = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=builds))
+        chunks = built.chunks
+        if self._work is None:
+            self.prepare()
+        work = self._work
+        builds = work.parent
         try:
-            chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_target_tokens,
-                              min(self.settings.chunk_max_tokens, self.embedder.max_tokens),
-                              self.settings.heading_max_words)
-            chunks = [chunk for document in documents for chunk in chunker.split(document)]
-            sentences = [s for c in chunks for s in c.sentences]
-            known = _known_vectors(previous)
-            chunk_texts = [c.context_header + c.text for c in chunks]
-            self.embedded = len({t for t in chunk_texts if t not in known})
-            self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs"
-                     + (f" de {self.embedded} passage(s) nouveaux ou modifiés…" if previous is not None else "…"))
-            chunk_vectors = self._vectors(chunk_texts, known, show_progress)
-            sentence_vectors = self._vectors([s.text for s in sentences], known, show_progress)
-            heading_vectors = self._vectors([c.context_header for c in chunks], known)
-            known.clear()  # the encoder's arrays (as large as the three above together) go now
-            del chunk_texts
-
-            embed_model = configure_llama_index(self.embedder)
-            store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(self.embedder.dimension))
+            embed_model = configure_llama_index(embedder)
+            store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(embedder.dimension))
             storage = StorageContext.from_defaults(vector_store=store)
             vector_index = VectorStoreIndex([], storage_context=storage, embed_model=embed_model)
             # In slices: a node's vector is a list of Python floats (about 12 kB), all of them at
@@ -183,45 +265,40 @@ class IndexBuilder:
                                        "section": c.section, "start": c.start, "end": c.end},
                              excluded_embed_metadata_keys=["document", "source", "start", "end"],
                              excluded_llm_metadata_keys=["document", "start", "end"])
-                    for c, v in zip(chunks[at:at + _NODES_PER_INSERT], chunk_vectors[at:at + _NODES_PER_INSERT])])
+                    for c, v in zip(chunks[at:at + _NODES_PER_INSERT], built.chunk_vectors[at:at + _NODES_PER_INSERT])])
             storage.persist(persist_dir=str(work / "llama"))
 
             bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
             bm25 = BM25Retriever.from_defaults(
                 nodes=bm25_nodes, stemmer=Stemmer.Stemmer("french"), language=sorted(stopwords("french")),
-                similarity_top_k=min(self.settings.candidate_pool, len(bm25_nodes)))
+                similarity_top_k=min(pool, len(bm25_nodes)))
             bm25.persist(str(work / "bm25"), show_progress=False)
 
             _write_chunks(work / "chunks.json", chunks)
-            np.save(work / "sentence_vectors.npy", sentence_vectors)
-            np.save(work / "heading_vectors.npy", heading_vectors)
-            manifest = _fingerprint(self.settings, self.embedder, documents) | {
-                "libraries": _library_versions(),
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "build_seconds": round(time.perf_counter() - started, 2),
-                "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
-                "dimension": self.embedder.dimension,
-            }
-            (work / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+            np.save(work / "sentence_vectors.npy", built.sentence_vectors)
+            np.save(work / "heading_vectors.npy", built.heading_vectors)
+            (work / "manifest.json").write_text(json.dumps(built.manifest, indent=2, ensure_ascii=False), encoding="utf-8")
             final = builds / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             os.replace(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        _publish(index_dir, final)
-        return Index(path=final, manifest=manifest, chunks=chunks, sentences=sentences,
-                     sentence_vectors=sentence_vectors, chunk_vectors=chunk_vectors,
-                     heading_vectors=heading_vectors, store=_files_store(vector_index, bm25, index_dir),
+        _publish(self.index_dir, final)
+        return Index(path=final, manifest=built.manifest, chunks=chunks, sentences=built.sentences,
+                     sentence_vectors=built.sentence_vectors, chunk_vectors=built.chunk_vectors,
+                     heading_vectors=built.heading_vectors, store=_files_store(vector_index, bm25, self.index_dir),
                      version=str(final))
 
-    def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
-        """One vector per text: those already known are reused, the others encoded once each."""
-        missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            known.update(zip(missing, self.embedder.embed_passages(missing, show_progress)))
-        if not texts:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+def index_location(settings: Settings) -> IndexLocation:
+    """The configured location: ``vector_store = "faiss"`` (files in ``index_dir``) or ``"postgres"``."""
+    if settings.vector_store == "postgres":
+        from .postgres import PostgresLocation
+
+        return PostgresLocation(settings)
+    if settings.vector_store != "faiss":
+        raise AssistantError(f"vector_store inconnu « {settings.vector_store} » : choisissez faiss ou postgres.")
+    return FilesLocation(Path(settings.index_dir))
 
 
 def _write_chunks(path: Path, chunks: list[Chunk]) -> None:
@@ -404,34 +481,34 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
     (not read again)."""
     started = time.perf_counter()
     log = log or (lambda message: print(message, file=sys.stderr))
-    index_dir = Path(settings.index_dir)
+    location = index_location(settings)
     documents, failures = read_corpus(settings.corpus_dir, settings.max_document_bytes)
     try:
-        manifest = read_manifest(index_dir)
+        manifest = location.read_manifest()
     except AssistantError:
         if not force:
             raise
         manifest = None  # a corrupt index being rebuilt: everything counts as added
     reasons = None if force or manifest is None else stale_reasons(manifest, settings, embedder, documents)
     built = reasons != []
-    if loaded is not None and loaded.path != (index_dir / "current").resolve():
+    if loaded is not None and loaded.version != loaded.store.version():
         loaded = None  # another build was published since
     if not built:
-        index = loaded or load_index(index_dir, embedder)
+        index = loaded or location.load(embedder)
     else:
         previous = None
         if reasons == ["corpus"]:  # same model and chunking: what was embedded before stays valid
             log("Documents ajoutés, modifiés ou retirés : mise à jour de l'index…")
             try:
-                previous = loaded or load_index(index_dir, embedder)
+                previous = loaded or location.load(embedder)
             except AssistantError:
                 previous = None  # unreadable: everything is embedded again
         elif reasons:
             log(f"Index périmé ({', '.join(reasons)} modifié) : reconstruction…")
         elif manifest is None and not force:
-            log(f"Aucun index dans {index_dir} : construction…")
+            log(f"Aucun index dans {location.describe()} : construction…")
         builder = IndexBuilder(settings, embedder, log)
-        index = builder.build(documents, index_dir, show_progress, previous)
+        index = builder.build(documents, location, show_progress, previous)
         del previous
     before = (manifest or {}).get("corpus", {}) or {}
     now = {d.source: d.sha256 for d in documents}

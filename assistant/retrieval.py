@@ -49,9 +49,14 @@ class Retriever:
     def retrieve(self, query: str, k: int = 5, mode: str | None = None) -> list[Passage]:
         mode = mode or self.mode
         vector = self.embedder.embed_query(query)
-        store = self.index.store
+        store, known = self.index.store, self.index.chunk_by_id
         dense = store.dense_search(vector, self.pool) if mode != "bm25" else {}
         lexical = store.lexical_search(query, self.pool) if mode != "dense" else {}
+        if not (dense.keys() <= known.keys() and lexical.keys() <= known.keys()):
+            # A shared store updated by another process since this index was loaded: its new
+            # passages are read once this process loads that version (``Assistant`` refreshes).
+            dense = {cid: score for cid, score in dense.items() if cid in known}
+            lexical = {cid: score for cid, score in lexical.items() if cid in known}
         if mode == "dense":
             fused = dense
         elif mode == "bm25":
