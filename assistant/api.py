@@ -17,7 +17,7 @@ from .chat import FollowUpRewriter, small_talk, small_talk_reply, validate_histo
 from .discovery import Discovery, Explorer, candidate_questions
 from .config import Settings, load_settings
 from .embeddings import Embedder
-from .index import Index, ensure_index, stale_reasons, update_index
+from .index import Index, ensure_index, index_location, stale_reasons, update_index
 from .reranking import Reranker
 from .retrieval import Passage, Retriever
 from .text import guess_language, require_utf8
@@ -49,6 +49,7 @@ class Assistant:
         self._backends = {} if backends is None else backends  # language models, shared with variants
         self._updating = threading.Lock()
         self._discovery: tuple[Index, Discovery] | None = None
+        self._checked = time.monotonic()  # when the store was last asked for a newer index
 
     @property
     def index(self) -> Index:
@@ -148,6 +149,43 @@ class Assistant:
         finally:
             self._updating.release()
 
+    def refresh(self) -> bool:
+        """Answer from the index another process published since this one was loaded (``assistant
+        index`` on the same folder, or any process on the same PostgreSQL store): True when it did.
+        Questions asked meanwhile are answered from the previous index. Serving processes call it
+        on their own, at most every ``refresh_seconds``."""
+        if not self._updating.acquire(blocking=False):
+            return False  # this process is publishing one itself
+        try:
+            index = self.pipeline.index
+            if index.store.version() == index.version:
+                return False
+            fresh = index_location(self.settings).load(self.embedder)
+            reasons = stale_reasons(fresh.manifest, self.settings, self.embedder)
+            if reasons:
+                log.warning("L'index publié a été construit avec d'autres réglages (%s) : il n'est pas chargé.",
+                            ", ".join(reasons))
+                return False
+            self.pipeline = self._compose(self.settings, self.embedder, fresh, self._backends).pipeline
+            log.info("Index publié par un autre processus chargé (%s).", fresh.version)
+            return True
+        finally:
+            self._updating.release()
+
+    def _check_for_newer_index(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.settings.refresh_seconds:
+            return
+        self._checked = now
+
+        def refresh() -> None:
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a store unreachable for a moment: try again later
+                log.warning("Vérification de l'index publié impossible : %s", exc)
+
+        threading.Thread(target=refresh, name="index-refresh", daemon=True).start()
+
     def discover(self) -> Discovery:
         """The corpus at a glance (``discovery.Discovery``): documents, glossary, timeline, and
         suggested questions, each of which this assistant answers with a citation. Computed once
@@ -174,6 +212,7 @@ class Assistant:
         retrieval's own order, not reranked."""
         question, _ = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
+        self._check_for_newer_index()
         pipeline = self.pipeline
         if mode is not None or pipeline.reranker is None:
             return pipeline.retriever.retrieve(question, k, mode=mode)
@@ -193,6 +232,7 @@ class Assistant:
         started = time.perf_counter()
         question, notices = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
+        self._check_for_newer_index()
         pipeline = self.pipeline
         index, answerer = pipeline.index, pipeline.answerer
         turns = validate_history(history)
