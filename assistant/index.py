@@ -138,6 +138,12 @@ class Embedded:
     chunk_vectors: np.ndarray
     sentence_vectors: np.ndarray
     heading_vectors: np.ndarray
+    started: float  # time.perf_counter() when the build began
+
+    def finished(self) -> dict:
+        """The manifest, with the build's duration up to now (writing included)."""
+        self.manifest["build_seconds"] = round(time.perf_counter() - self.started, 2)
+        return self.manifest
 
 
 class IndexBuilder:
@@ -187,7 +193,7 @@ class IndexBuilder:
             "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
             "dimension": self.embedder.dimension,
         }
-        built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors)
+        built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors, started)
         return location.publish(built, documents, self.embedder, self.settings.candidate_pool)
 
     def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
@@ -277,7 +283,8 @@ class FilesLocation:
             _write_chunks(work / "chunks.json", chunks)
             np.save(work / "sentence_vectors.npy", built.sentence_vectors)
             np.save(work / "heading_vectors.npy", built.heading_vectors)
-            (work / "manifest.json").write_text(json.dumps(built.manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+            (work / "manifest.json").write_text(json.dumps(built.finished(), indent=2, ensure_ascii=False),
+                                                encoding="utf-8")
             final = builds / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
             os.replace(work, final)
         except BaseException:
@@ -465,6 +472,17 @@ def stale_reasons(manifest: dict, settings: Settings, embedder: Embedder,
     if documents is None:
         expected.pop("corpus")
     return [key for key, value in expected.items() if manifest.get(key) != value]
+
+
+def load_published(settings: Settings, embedder: Embedder) -> Index:
+    """The published index as it is: no corpus read, nothing built (an app instance that only
+    serves, e.g. from a PostgreSQL read replica). Refused when built with another model or chunking."""
+    index = index_location(settings).load(embedder)
+    reasons = stale_reasons(index.manifest, settings, embedder)
+    if reasons:
+        raise AssistantError(f"L'index publié a été construit avec d'autres réglages ({', '.join(reasons)}) : "
+                             "reconstruisez-le avec `assistant index`.")
+    return index
 
 
 def ensure_index(settings: Settings, embedder: Embedder, force: bool = False, show_progress: bool = False,

@@ -298,7 +298,7 @@ class PostgresLocation:
         conn.execute("INSERT INTO lexemes SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks')")
         n, avgdl = conn.execute("SELECT count(*), coalesce(avg(length), 1) FROM chunks").fetchone()
         generation = int(_meta(conn, "generation") or 0) + 1
-        for key, value in (("schema_version", SCHEMA_VERSION), ("manifest", built.manifest),
+        for key, value in (("schema_version", SCHEMA_VERSION), ("manifest", built.finished()),
                            ("bm25", {"n": int(n), "avgdl": float(avgdl)}), ("generation", generation)):
             conn.execute("INSERT INTO assistant_meta (key, value) VALUES (%s, %s) "
                          "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, json.dumps(value)))

@@ -93,11 +93,12 @@ def questions(path: Path, count: int) -> list[str]:
     return [item["question"] for item in items if not item.get("history")][:count]
 
 
-def run_ours(corpus: Path, asked: list[str], work: Path) -> dict:
+def run_ours(corpus: Path, asked: list[str], work: Path, vector_store: str = "faiss") -> dict:
     from assistant import Assistant
     from assistant.config import load_settings
 
-    settings = load_settings(corpus_dir=corpus, index_dir=work / "index", data_dir=work / "data")
+    settings = load_settings(corpus_dir=corpus, index_dir=work / "index", data_dir=work / "data",
+                             vector_store=vector_store)
     started = time.perf_counter()
     assistant = Assistant.load(settings=settings)
     loaded = time.perf_counter() - started
@@ -149,10 +150,19 @@ def run_llama_index(corpus: Path, asked: list[str], work: Path) -> dict:
             "ask_ms": search_ms, "backend": "torch"}
 
 
+SYSTEMS = {
+    "ours": run_ours,
+    # The same, its index in PostgreSQL (the embedded server, started under the run's data folder;
+    # the server is a process of its own: its memory is not in this row's peak RSS).
+    "ours-postgres": lambda corpus, asked, work: run_ours(corpus, asked, work, vector_store="postgres"),
+    "llama-index": run_llama_index,
+}
+
+
 def child(system: str, corpus: Path, dataset: Path, count: int) -> None:
     asked = questions(dataset, count)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        result = (run_ours if system == "ours" else run_llama_index)(corpus, asked, Path(tmp))
+        result = SYSTEMS[system](corpus, asked, Path(tmp))
     result["questions"] = len(asked)
     print(json.dumps(result))
 
@@ -191,7 +201,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    parser.add_argument("--systems", nargs="+", choices=["ours", "llama-index"], default=["ours", "llama-index"])
+    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
     parser.add_argument("--questions", type=int, default=60)
     args = parser.parse_args()
     if "large" in args.sizes:

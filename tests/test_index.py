@@ -187,3 +187,26 @@ def test_update_reports_what_changed_and_what_was_left_out(tmp_path, corpus_copy
     index, removed = update_index(settings, embedder, log=lambda m: None)
     assert removed["removed"] == ["notes/terrain.md"] and removed["chunks_embedded"] == 0
     assert not any(c.source == "notes/terrain.md" for c in index.chunks)
+
+
+def test_a_serving_process_answers_from_an_index_another_process_published(tmp_path, corpus_copy):
+    import os
+
+    from assistant import Assistant
+
+    settings = _settings(corpus_copy, tmp_path / "index", refresh_seconds=0.0)
+    serving = Assistant.load(settings=settings)
+    before = serving.index.version
+    assert serving.refresh() is False, "nothing newer yet"
+    (corpus_copy / "mopti.md").write_text("# Mopti\n\nUn atelier sur la paix s'est tenu à Mopti le 12 mars 2024.\n",
+                                          encoding="utf-8")
+    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(corpus_copy), "ASSISTANT_INDEX_DIR": str(tmp_path / "index")}
+    run = subprocess.run([sys.executable, "-m", "assistant.cli", "index", "--json"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert serving.refresh() is True and serving.index.version != before
+    answer = serving.ask("Où l'atelier sur la paix du 12 mars 2024 s'est-il tenu ?")
+    assert answer.citations and answer.citations[0].source == "mopti.md"
+    # An instance that only serves reads what is published, without a corpus folder.
+    reader = Assistant.load(settings=settings.with_overrides(corpus_dir=tmp_path / "absent", build_on_load=False))
+    assert reader.index.version == serving.index.version

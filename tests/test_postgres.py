@@ -166,10 +166,11 @@ def test_serving_processes_see_an_update_published_by_another(data_dir, corpus_c
     settings = _settings(corpus_copy, data_dir, "shared", refresh_seconds=0.2)
     first = Assistant.load(settings=settings)
     version = first.index.version
-    # A second serving process, asking the same question until the answer appears.
+    # A second serving process, on another machine as it were (no corpus folder: it serves what is
+    # published), asking the same question until the answer appears.
     watcher = ("import sys, time\nfrom assistant import Assistant\nfrom assistant.config import load_settings\n"
-               "s = load_settings(env={}, corpus_dir=sys.argv[1], data_dir=sys.argv[2], vector_store='postgres',"
-               " database_schema='shared', refresh_seconds=0.2)\n"
+               "s = load_settings(env={}, corpus_dir=sys.argv[1] + '-absent', data_dir=sys.argv[2],"
+               " vector_store='postgres', database_schema='shared', refresh_seconds=0.2, build_on_load=False)\n"
                "a = Assistant.load(settings=s)\nprint('ready', flush=True)\n"
                "deadline = time.time() + 240\n"
                "while time.time() < deadline:\n"
