@@ -194,7 +194,8 @@ class IndexBuilder:
             "dimension": self.embedder.dimension,
         }
         built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors, started)
-        return location.publish(built, documents, self.embedder, self.settings.candidate_pool)
+        return location.publish(built, documents, self.embedder, self.settings.candidate_pool,
+                                incremental=previous is not None)
 
     def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
         """One vector per text: those already known are reused, the others encoded once each."""
@@ -214,7 +215,8 @@ class IndexLocation(Protocol):
     def discard(self) -> None: ...
     def read_manifest(self) -> dict | None: ...
     def load(self, embedder: Embedder) -> Index: ...
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int) -> Index: ...
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+                incremental: bool) -> Index: ...
 
 
 class FilesLocation:
@@ -244,7 +246,9 @@ class FilesLocation:
     def load(self, embedder: Embedder) -> Index:
         return load_index(self.index_dir, embedder)
 
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int) -> Index:
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+                incremental: bool) -> Index:
+        """A new build folder, whole (its vectors were reused where they could be), then ``current``."""
         from llama_index.core import StorageContext, VectorStoreIndex
         from llama_index.core.schema import TextNode
         from llama_index.retrievers.bm25 import BM25Retriever

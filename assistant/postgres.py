@@ -213,7 +213,8 @@ class PostgresLocation:
         return manifest
 
     def load(self, embedder: Embedder) -> Index:
-        with connect(self.url, self.schema) as conn:
+        with connect(self.url, self.schema) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot for all reads
             manifest, generation = _meta(conn, "manifest"), _meta(conn, "generation")
             if manifest is None:
                 raise AssistantError(f"Aucun index dans {self.describe()} : lancez `assistant index`.")
@@ -238,37 +239,52 @@ class PostgresLocation:
                      chunk_vectors=stack([r[1] for r in rows]), heading_vectors=stack([r[2] for r in rows]),
                      store=PostgresStore(self.url, self.schema), version=str(generation or 0))
 
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int) -> Index:
-        """Writes what changed, one document per transaction, then the manifest and a new generation.
-        A model or chunking change (or another vector size) replaces everything in one transaction."""
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+                incremental: bool) -> Index:
+        """An update (``incremental``) writes what changed, one document per transaction, then the
+        manifest and a new generation. A full build (the first, a model or chunking change,
+        ``--force``) writes everything into a schema of its own, then swaps it in by renaming:
+        processes serving meanwhile keep reading the previous tables."""
+        from psycopg import sql
+
+        by_document: dict[str, list[tuple[Chunk, int]]] = {}
+        for position, chunk in enumerate(built.chunks):
+            by_document.setdefault(chunk.document, []).append((chunk, position))
+        sentence_at = {s.id: i for i, s in enumerate(built.sentences)}
         with connect(self.url, self.schema) as conn:
-            stored = _meta(conn, "manifest")
-            same_vectors = isinstance(stored, dict) and _meta(conn, "schema_version") == SCHEMA_VERSION \
+            stored, generation = _meta(conn, "manifest"), int(_meta(conn, "generation") or 0)
+            incremental = incremental and isinstance(stored, dict) and _meta(conn, "schema_version") == SCHEMA_VERSION \
                 and not stale_reasons(stored, self.settings, embedder)
-            by_document: dict[str, list[tuple[Chunk, int]]] = {}
-            for position, chunk in enumerate(built.chunks):
-                by_document.setdefault(chunk.document, []).append((chunk, position))
-            sentence_at = {s.id: i for i, s in enumerate(built.sentences)}
-            if not same_vectors:
-                with conn.transaction():
-                    for table in ("sentences", "chunks", "lexemes", "documents", "assistant_meta"):
-                        conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-                    for statement in _schema(embedder.dimension):
-                        conn.execute(statement)
-                    for document in documents:
-                        self._write_document(conn, document, by_document.get(document.id, []), built, sentence_at)
-                    self._finish(conn, built, documents)
-            else:
+            if incremental:
                 known = dict(conn.execute("SELECT source, sha256 FROM documents").fetchall())
                 for document in documents:
                     if known.get(document.source) != document.sha256:
                         with conn.transaction():
                             self._write_document(conn, document, by_document.get(document.id, []), built, sentence_at)
                 with conn.transaction():
-                    present = [d.source for d in documents]
-                    conn.execute("DELETE FROM documents WHERE NOT (source = ANY(%s))", (present,))
-                    self._finish(conn, built, documents)
-        return self.load(embedder)
+                    conn.execute("DELETE FROM documents WHERE NOT (source = ANY(%s))", ([d.source for d in documents],))
+                    self._finish(conn, built, documents, generation + 1)
+            else:
+                live, staging, old = (sql.Identifier(self.schema + suffix) for suffix in ("", "_build", "_old"))
+                for leftover in (staging, old):  # from a build killed before its swap
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(leftover))
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(staging))
+                conn.execute(sql.SQL("SET search_path TO {}, public").format(staging))
+                with conn.transaction():
+                    for statement in _schema(embedder.dimension):
+                        conn.execute(statement)
+                    for document in documents:
+                        self._write_document(conn, document, by_document.get(document.id, []), built, sentence_at)
+                    self._finish(conn, built, documents, generation + 1)
+                with conn.transaction():
+                    conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(live, old))
+                    conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(staging, live))
+                    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(old))
+        # What was just written, without reading it back.
+        return Index(path=Path(self.settings.data_dir) / "postgres", manifest=built.manifest, chunks=built.chunks,
+                     sentences=built.sentences, sentence_vectors=built.sentence_vectors,
+                     chunk_vectors=built.chunk_vectors, heading_vectors=built.heading_vectors,
+                     store=PostgresStore(self.url, self.schema), version=str(generation + 1))
 
     @staticmethod
     def _write_document(conn: Any, document: Document, chunks: list[tuple[Chunk, int]], built: Embedded,
@@ -289,7 +305,7 @@ class PostgresLocation:
                                 for chunk, _ in chunks for s in chunk.sentences])
 
     @staticmethod
-    def _finish(conn: Any, built: Embedded, documents: list[Document]) -> None:
+    def _finish(conn: Any, built: Embedded, documents: list[Document], generation: int) -> None:
         with conn.cursor() as cursor:
             cursor.executemany("UPDATE documents SET position = %s WHERE source = %s",
                                [(n, d.source) for n, d in enumerate(documents)])
@@ -297,7 +313,6 @@ class PostgresLocation:
         conn.execute("DELETE FROM lexemes")
         conn.execute("INSERT INTO lexemes SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks')")
         n, avgdl = conn.execute("SELECT count(*), coalesce(avg(length), 1) FROM chunks").fetchone()
-        generation = int(_meta(conn, "generation") or 0) + 1
         for key, value in (("schema_version", SCHEMA_VERSION), ("manifest", built.finished()),
                            ("bm25", {"n": int(n), "avgdl": float(avgdl)}), ("generation", generation)):
             conn.execute("INSERT INTO assistant_meta (key, value) VALUES (%s, %s) "

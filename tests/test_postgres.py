@@ -206,6 +206,36 @@ def test_serving_processes_see_an_update_published_by_another(data_dir, corpus_c
     assert not first.ask("Quand l'accord d'Alger a-t-il été signé ?").abstained
 
 
+def test_a_full_rebuild_is_swapped_in_while_questions_are_answered(data_dir):
+    import threading
+
+    settings = _settings(CORPUS_DIR, data_dir, "swap", refresh_seconds=0.1)
+    serving = Assistant.load(settings=settings)
+    question = "Quand l'accord d'Alger a-t-il été signé ?"
+    for _ in range(6):
+        serving.search(question)  # statements prepared by psycopg on the previous tables
+    outcomes, stop = [], threading.Event()
+
+    def ask_in_a_loop():
+        while not stop.is_set():
+            try:
+                outcomes.append("2015" in serving.ask(question).text)
+            except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+                outcomes.append(repr(exc))
+
+    asking = threading.Thread(target=ask_in_a_loop)
+    asking.start()
+    try:
+        rebuilt = Assistant.load(settings=settings, force_rebuild=True)  # written aside, then renamed in
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        asking.join()
+    assert outcomes and all(outcome is True for outcome in outcomes), set(map(str, outcomes))
+    assert rebuilt.index.version == serving.index.version == "2"
+    assert [r[0] for r in _rows(settings, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'swap%%'")] == ["swap"]
+
+
 def test_a_wrong_database_url_gives_one_clear_sentence(tmp_path, embedder):
     url = "postgresql://lecteur:motdepasse-secret@127.0.0.1:1/nulle_part"
     settings = load_settings(env={}, corpus_dir=CORPUS_DIR, data_dir=tmp_path, vector_store="postgres",
