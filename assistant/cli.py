@@ -55,7 +55,7 @@ def _load(args: argparse.Namespace):
 # -- commands ----------------------------------------------------------------------------------
 def cmd_index(args: argparse.Namespace) -> int:
     from .embeddings import Embedder
-    from .index import update_index
+    from .index import index_location, update_index
 
     settings = _settings(args)
     started = time.perf_counter()
@@ -66,7 +66,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
     manifest = index.manifest
-    print(f"Index prêt dans {settings.index_dir} : {manifest['documents']} document(s), "
+    print(f"Index prêt dans {index_location(settings).describe()} : {manifest['documents']} document(s), "
           f"{manifest['chunks']} passages, {manifest['sentences']} phrases "
           f"(construit le {manifest['built_at']} en {manifest['build_seconds']} s ; "
           f"commande : {time.perf_counter() - started:.1f} s).")
