@@ -158,6 +158,9 @@ class PostgresStore:
     def __init__(self, url: str, schema: str) -> None:
         self.url, self.schema = url, schema
         self._local = threading.local()
+        # ``version`` is asked from a short-lived thread every few seconds: one connection for it.
+        self._version_lock = threading.Lock()
+        self._version_conn: Any = None
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -183,7 +186,10 @@ class PostgresStore:
         return {chunk_id: float(score) for chunk_id, score in rows if score > 0}
 
     def version(self) -> str:
-        return str(_meta(self._conn(), "generation") or 0)
+        with self._version_lock:
+            if self._version_conn is None or self._version_conn.closed:
+                self._version_conn = connect(self.url, self.schema)
+            return str(_meta(self._version_conn, "generation") or 0)
 
 
 class PostgresLocation:
