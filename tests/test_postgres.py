@@ -162,48 +162,68 @@ def test_a_killed_ingest_leaves_every_document_old_or_new(data_dir, embedder, co
     assert Retriever(index, embedder).retrieve("Où l'atelier de mai 2024 s'est-il tenu ?", 1)[0].source == page.name
 
 
-def test_serving_processes_see_an_update_published_by_another(data_dir, corpus_copy):
+def _ask_served(url: str, question: str) -> dict:
+    from gradio_client import Client
+
+    return Client(url, verbose=False).predict(question, [], api_name="/ask")
+
+
+def test_two_served_apps_and_an_index_run_share_one_database(data_dir, corpus_copy):
+    import httpx
+
+    from .conftest import free_port
+
     settings = _settings(corpus_copy, data_dir, "shared", refresh_seconds=0.2)
-    first = Assistant.load(settings=settings)
-    version = first.index.version
-    # A second serving process, on another machine as it were (no corpus folder: it serves what is
-    # published), asking the same question until the answer appears.
-    watcher = ("import sys, time\nfrom assistant import Assistant\nfrom assistant.config import load_settings\n"
-               "s = load_settings(env={}, corpus_dir=sys.argv[1] + '-absent', data_dir=sys.argv[2],"
-               " vector_store='postgres', database_schema='shared', refresh_seconds=0.2, build_on_load=False)\n"
-               "a = Assistant.load(settings=s)\nprint('ready', flush=True)\n"
-               "deadline = time.time() + 240\n"
-               "while time.time() < deadline:\n"
-               "    answer = a.ask(sys.argv[3])\n"
-               "    if not answer.abstained and answer.citations[0].source == 'notes/mopti.md':\n"
-               "        print('seen', answer.citations[0].source, flush=True); break\n"
-               "    time.sleep(0.1)\n")
-    second = subprocess.Popen([sys.executable, "-c", watcher, str(corpus_copy), str(data_dir), NOTE_QUESTION],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    in_process = Assistant.load(settings=settings)  # builds the index; a third reader, in this process
+    version = in_process.index.version
+    env = {**os.environ, "ASSISTANT_VECTOR_STORE": "postgres", "ASSISTANT_DATABASE_SCHEMA": "shared",
+           "ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_CORPUS_DIR": str(corpus_copy),
+           "ASSISTANT_REFRESH_SECONDS": "0.2"}
+    # The second app as on another machine: no corpus folder, it serves what is published.
+    apps = [({**env}, free_port()), ({**env, "ASSISTANT_CORPUS_DIR": str(corpus_copy) + "-absent",
+                                      "ASSISTANT_BUILD_ON_LOAD": "false"}, free_port())]
+    servers = [subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)], env=app_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for app_env, port in apps]
+    urls = [f"http://127.0.0.1:{port}/" for _, port in apps]
     try:
-        assert second.stdout.readline().strip() == "ready"
+        deadline = time.time() + 180
+        for server, url in zip(servers, urls):
+            while True:
+                assert server.poll() is None, "a server stopped"
+                assert time.time() < deadline, "a server did not start"
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+        before = [_ask_served(url, NOTE_QUESTION) for url in urls]
+        assert all(not any(c["source"] == "notes/mopti.md" for c in a["citations"]) for a in before)
         (corpus_copy / "notes").mkdir()
         (corpus_copy / "notes" / "mopti.md").write_text(NOTE, encoding="utf-8")
-        env = {**os.environ, "ASSISTANT_VECTOR_STORE": "postgres", "ASSISTANT_DATABASE_SCHEMA": "shared",
-               "ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_CORPUS_DIR": str(corpus_copy)}
         indexed = subprocess.run([sys.executable, "-m", "assistant.cli", "index", "--json"], env=env,
                                  capture_output=True, text=True, timeout=300)
         assert indexed.returncode == 0, indexed.stderr
-        # This process, without a restart: the next questions are answered from the new index.
-        deadline = time.time() + 60
-        answer = first.ask(NOTE_QUESTION)
-        while (answer.abstained or answer.citations[0].source != "notes/mopti.md") and time.time() < deadline:
-            time.sleep(0.2)
-            answer = first.ask(NOTE_QUESTION)
-        assert not answer.abstained and answer.citations[0].source == "notes/mopti.md"
-        assert "Mopti" in answer.text and first.index.version == str(int(version) + 1)
-        out, _ = second.communicate(timeout=240)
-        assert out.strip() == "seen notes/mopti.md"
+        # Both apps and this process, without a restart: the next questions read the new index.
+        for ask in [lambda q, url=url: _ask_served(url, q) for url in urls] + [lambda q: in_process.ask(q).to_dict()]:
+            deadline = time.time() + 60
+            answer = ask(NOTE_QUESTION)
+            while not answer["citations"] or answer["citations"][0]["source"] != "notes/mopti.md":
+                assert time.time() < deadline, answer["text"]
+                time.sleep(0.3)
+                answer = ask(NOTE_QUESTION)
+            assert not answer["abstained"] and "Mopti" in answer["text"]
+            # Nothing lost: the programme page is still answered.
+            assert "2015" in ask("Quand l'accord d'Alger a-t-il été signé ?")["text"]
+        assert in_process.index.version == str(int(version) + 1)
     finally:
-        if second.poll() is None:
-            second.kill()
-    # Nothing lost: the programme page is still answered by both.
-    assert not first.ask("Quand l'accord d'Alger a-t-il été signé ?").abstained
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def test_a_full_rebuild_is_swapped_in_while_questions_are_answered(data_dir):
