@@ -430,7 +430,7 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
         chunks = [Chunk(**{**d, "sentences": tuple(Sentence(**s) for s in d["sentences"])}) for d in chunk_dicts]
         sentence_vectors = np.load(current / "sentence_vectors.npy")
         heading_vectors = np.load(current / "heading_vectors.npy")
-        faiss_index = store._faiss_index  # noqa: SLF001 - the vectors, for cosines of BM25-only hits
+        faiss_index = store.client  # the vectors, for cosines of BM25-only hits
         chunk_vectors = faiss_index.reconstruct_n(0, faiss_index.ntotal)
         _probe(vector_index, bm25, chunks, chunk_vectors)
     except AssistantError:

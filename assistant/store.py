@@ -44,26 +44,37 @@ class FilesStore:
         self.vector_index, self.bm25 = vector_index, bm25
         self._published = published  # callable: the build folder ``current`` points to now
         self._dense: dict[int, Any] = {}
-        # BM25Retriever reads its result count from an attribute: set and read under one lock.
-        self._lexical_lock = threading.Lock()
+        self._dense_lock = threading.Lock()
 
     def dense_search(self, vector: np.ndarray, k: int) -> dict[str, float]:
         from llama_index.core.schema import QueryBundle
 
-        retriever = self._dense.get(k)
-        if retriever is None:
-            retriever = self._dense[k] = self.vector_index.as_retriever(similarity_top_k=k)
+        with self._dense_lock:
+            retriever = self._dense.get(k)
+            if retriever is None:
+                retriever = self._dense[k] = self.vector_index.as_retriever(similarity_top_k=k)
         hits = retriever.retrieve(QueryBundle(query_str="", embedding=vector.tolist()))
         return {hit.node.node_id: float(hit.score) for hit in hits}
 
     def lexical_search(self, query: str, k: int) -> dict[str, float]:
+        """What llama-index's ``BM25Retriever.retrieve`` does (same tokens, same scores), with the
+        result count passed to bm25s per call: the retriever reads it from an attribute that
+        concurrent queries would otherwise have to set in turn."""
+        import bm25s
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
         folded = bm25_text(query)
-        if not folded.strip():
+        retriever = self.bm25
+        if not folded.strip() or not retriever.corpus:
             return {}
-        with self._lexical_lock:
-            self.bm25.similarity_top_k = k
-            hits = self.bm25.retrieve(folded)
-        return {hit.node.node_id: float(hit.score) for hit in hits if hit.score > 0}
+        tokens = bm25s.tokenize(folded, stemmer=None if retriever.skip_stemming else retriever.stemmer,
+                                token_pattern=retriever.token_pattern, show_progress=False)
+        mask = np.array(retriever.corpus_weight_mask) if retriever.corpus_weight_mask else None
+        indexes, scores = retriever.bm25.retrieve(tokens, k=min(k, len(retriever.corpus)), show_progress=False,
+                                                  weight_mask=mask)
+        # bm25s gives the stored node dicts when it holds the corpus, else their positions.
+        return {metadata_dict_to_node(i if isinstance(i, dict) else retriever.corpus[int(i)]).node_id: float(score)
+                for i, score in zip(indexes[0], scores[0]) if score > 0}
 
     def version(self) -> str:
         return str(self._published())
