@@ -194,8 +194,7 @@ class IndexBuilder:
             "dimension": self.embedder.dimension,
         }
         built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors, started)
-        return location.publish(built, documents, self.embedder, self.settings.candidate_pool,
-                                incremental=previous is not None)
+        return location.publish(built, documents, self.embedder, incremental=previous is not None)
 
     def _vectors(self, texts: list[str], known: dict[str, np.ndarray], show_progress: bool = False) -> np.ndarray:
         """One vector per text: those already known are reused, the others encoded once each."""
@@ -215,7 +214,7 @@ class IndexLocation(Protocol):
     def discard(self) -> None: ...
     def read_manifest(self) -> dict | None: ...
     def load(self, embedder: Embedder) -> Index: ...
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index: ...
 
 
@@ -246,7 +245,7 @@ class FilesLocation:
     def load(self, embedder: Embedder) -> Index:
         return load_index(self.index_dir, embedder)
 
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index:
         """A new build folder, whole (its vectors were reused where they could be), then ``current``."""
         from llama_index.core import StorageContext, VectorStoreIndex
@@ -279,9 +278,9 @@ class FilesLocation:
             storage.persist(persist_dir=str(work / "llama"))
 
             bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
-            bm25 = BM25Retriever.from_defaults(
+            bm25 = BM25Retriever.from_defaults(  # the result count is given per query (FilesStore)
                 nodes=bm25_nodes, stemmer=Stemmer.Stemmer("french"), language=sorted(stopwords("french")),
-                similarity_top_k=min(pool, len(bm25_nodes)))
+                similarity_top_k=1)
             bm25.persist(str(work / "bm25"), show_progress=False)
 
             _write_chunks(work / "chunks.json", chunks)

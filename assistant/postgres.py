@@ -245,7 +245,7 @@ class PostgresLocation:
                      chunk_vectors=stack([r[1] for r in rows]), heading_vectors=stack([r[2] for r in rows]),
                      store=PostgresStore(self.url, self.schema), version=str(generation or 0))
 
-    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder, pool: int,
+    def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index:
         """An update (``incremental``) writes what changed, one document per transaction, then the
         manifest and a new generation. A full build (the first, a model or chunking change,
