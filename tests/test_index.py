@@ -210,3 +210,36 @@ def test_a_serving_process_answers_from_an_index_another_process_published(tmp_p
     # An instance that only serves reads what is published, without a corpus folder.
     reader = Assistant.load(settings=settings.with_overrides(corpus_dir=tmp_path / "absent", build_on_load=False))
     assert reader.index.version == serving.index.version
+
+
+def test_incremental_updates_killed_at_random_points_lose_nothing_published(tmp_path, corpus_copy, embedder):
+    """kill -9 an `assistant index` that adds a document, at random moments (loading the model,
+    embedding, writing, publishing): the published index is always whole (the previous one or the
+    new one), and the next run leaves no work folder or link behind."""
+    import os
+    import random
+
+    settings = _settings(corpus_copy, tmp_path / "index")
+    ensure_index(settings, embedder, log=lambda m: None)
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "ASSISTANT_CORPUS_DIR": str(corpus_copy), "ASSISTANT_INDEX_DIR": str(index_dir)}
+    rng = random.Random(11)
+    sources = [{"interpeace-mali-programme.txt"}]
+    seen = sources[0]
+    for n in range(5):
+        (corpus_copy / f"note-{n}.md").write_text(f"# Note {n}\n\nUne réunion numéro {n} s'est tenue à Mopti.\n",
+                                                  encoding="utf-8")
+        sources.append(sources[-1] | {f"note-{n}.md"})
+        child = subprocess.Popen([sys.executable, "-m", "assistant.cli", "index", "--json"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 9.0))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        # Loadable and whole: one of the corpus states so far (an update killed before publishing
+        # leaves the one before), never going back.
+        published = {c.source for c in load_index(index_dir, embedder).chunks}
+        assert published in sources and published >= seen, n
+        seen = published
+    final = ensure_index(settings, embedder, log=lambda m: None)
+    assert {c.source for c in final.chunks} == sources[-1]
+    assert not list((index_dir / "builds").glob(".tmp-*")) and not list(index_dir.glob(".current-*"))
