@@ -309,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--corpus", help="dossier des documents (défaut : corpus/)")
-        sub.add_argument("--index", help="dossier de l'index (défaut : index/)")
+        sub.add_argument("--index", help="dossier de l'index (défaut : index/ ; pour un autre --corpus, "
+                         "data/indexes/<empreinte du dossier>)")
 
     index = commands.add_parser("index", help="construire l'index (si absent ou périmé)")
     common(index)
