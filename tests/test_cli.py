@@ -100,3 +100,21 @@ def test_index_json_is_one_object(where, capsys):
     assert summary["documents"] >= 1 and summary["failed"] == [] and isinstance(summary["seconds"], float)
     assert set(summary) == {"documents", "added", "updated", "removed", "unchanged", "failed", "chunks_embedded",
                             "seconds"}
+
+
+def test_another_corpus_never_takes_the_library_index(settings, tmp_path):
+    """`--corpus` for another folder: its own index folder and PostgreSQL schema, unless --index
+    names one; the configured corpus keeps the configured index."""
+    from pathlib import Path
+
+    from assistant.cli import for_corpus
+
+    same = for_corpus(settings, Path(settings.corpus_dir))
+    assert same.index_dir == settings.index_dir and same.database_schema == settings.database_schema
+    other = for_corpus(settings, tmp_path / "autre")
+    assert other.corpus_dir == tmp_path / "autre"
+    assert other.index_dir.parent == Path(settings.data_dir) / "indexes" and other.index_dir != settings.index_dir
+    assert other.database_schema.startswith(settings.database_schema + "_")
+    assert other.database_schema != for_corpus(settings, tmp_path / "encore").database_schema
+    named = for_corpus(settings, tmp_path / "autre", tmp_path / "mon-index")
+    assert named.index_dir == tmp_path / "mon-index"
