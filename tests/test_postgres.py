@@ -272,3 +272,26 @@ def test_a_wrong_database_url_gives_one_clear_sentence(tmp_path, embedder):
                          timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "Impossible de se connecter à PostgreSQL" in run.stderr and "motdepasse-secret" not in run.stderr
+
+
+def test_the_embedded_server_stops_with_its_last_user_even_after_a_kill(tmp_path):
+    """A process killed with kill -9 never says it stopped using the server: the next user takes it
+    off the list, and the server stops when that last user exits."""
+    import psutil
+
+    data = tmp_path / "data"
+    script = ("import sys, time\nfrom assistant.config import load_settings\nfrom assistant.postgres import database_url\n"
+              "database_url(load_settings(env={}, data_dir=sys.argv[1], vector_store='postgres'))\n"
+              "print('up', flush=True)\ntime.sleep(float(sys.argv[2]))\n")
+    killed = subprocess.Popen([sys.executable, "-c", script, str(data), "120"], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout.readline().strip() == "up"
+    killed.kill()
+    killed.wait(timeout=30)
+    server = int((data / "postgres" / "postmaster.pid").read_text().split()[0])
+    assert psutil.pid_exists(server), "still running: its only user was killed"
+    last = subprocess.run([sys.executable, "-c", script, str(data), "0"], capture_output=True, text=True, timeout=120)
+    assert last.returncode == 0 and last.stdout.strip() == "up", last.stderr
+    deadline = time.time() + 30
+    while psutil.pid_exists(server) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not psutil.pid_exists(server), "the last user's exit stopped the server"
