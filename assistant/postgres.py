@@ -137,13 +137,16 @@ def connect(url: str, schema: str) -> Any:
 # ``text.stopwords``, and so does this), 17 ms.
 _K1, _B = 1.5, 0.75
 _LEXICAL = f"""
-WITH terms AS (
-    SELECT l.lexeme, ln(1 + (%(n)s - l.df + 0.5) / (l.df + 0.5)) AS idf
-    FROM unnest(to_tsvector('french', unaccent(%(q)s))) AS t JOIN lexemes l ON l.lexeme = t.lexeme
+WITH stats AS (
+    SELECT (value->>'n')::float AS n, greatest((value->>'avgdl')::float, 1) AS avgdl
+    FROM assistant_meta WHERE key = 'bm25'
+), terms AS (
+    SELECT l.lexeme, ln(1 + (stats.n - l.df + 0.5) / (l.df + 0.5)) AS idf
+    FROM stats CROSS JOIN unnest(to_tsvector('french', unaccent(%(q)s))) AS t JOIN lexemes l ON l.lexeme = t.lexeme
     WHERE NOT t.lexeme = ANY(%(stop)s)
 )
-SELECT p.chunk_id, sum(terms.idf * p.tf / (p.tf + {_K1} * (1 - {_B} + {_B} * p.length / %(avgdl)s))) AS score
-FROM terms JOIN postings p ON p.lexeme = terms.lexeme
+SELECT p.chunk_id, sum(terms.idf * p.tf / (p.tf + {_K1} * (1 - {_B} + {_B} * p.length / stats.avgdl))) AS score
+FROM stats CROSS JOIN terms JOIN postings p ON p.lexeme = terms.lexeme
 GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s
 """
 
@@ -213,10 +216,7 @@ class PostgresStore:
     def lexical_search(self, query: str, k: int) -> dict[str, float]:
         if not query.strip():
             return {}
-        conn = self._conn()
-        stats = _meta(conn, "bm25") or {"n": 0, "avgdl": 1.0}
-        rows = conn.execute(_LEXICAL, {"q": query, "k": k, "n": stats["n"], "avgdl": stats["avgdl"] or 1.0,
-                                       "stop": _stop_words()}).fetchall()
+        rows = self._conn().execute(_LEXICAL, {"q": query, "k": k, "stop": _stop_words()}).fetchall()
         return {chunk_id: float(score) for chunk_id, score in rows if score > 0}
 
     def version(self) -> str:
