@@ -40,8 +40,8 @@ _servers_lock = threading.Lock()
 
 
 def _redacted(url: str) -> str:
-    """A connection URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    """A connection URL without its password (in the address or as a parameter), for messages."""
+    return re.sub(r"(password=)[^&\s]*", r"\1***", re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url))
 
 
 def database_url(settings: Settings) -> str:

@@ -272,6 +272,11 @@ def test_a_wrong_database_url_gives_one_clear_sentence(tmp_path, embedder):
                          timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "Impossible de se connecter à PostgreSQL" in run.stderr and "motdepasse-secret" not in run.stderr
+    # A password given as a parameter is hidden too.
+    as_parameter = settings.with_overrides(database_url="postgresql://127.0.0.1:1/nulle_part?password=motdepasse-secret")
+    with pytest.raises(AssistantError) as caught:
+        ensure_index(as_parameter, embedder, log=lambda m: None)
+    assert "motdepasse-secret" not in str(caught.value)
 
 
 def test_the_embedded_server_stops_with_its_last_user_even_after_a_kill(tmp_path):
