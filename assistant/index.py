@@ -1,6 +1,9 @@
-"""The persisted index: FAISS (through llama-index) + French BM25 + the sentence view.
+"""The persisted index: a corpus chunked and embedded once (``IndexBuilder``), published to a
+location (``IndexLocation``), loaded as an ``Index`` (passages, phrases, their vectors, and the
+``store.Store`` that searches them). Two locations: ``FilesLocation`` below (the embedded default)
+and ``postgres.PostgresLocation`` (``vector_store = "postgres"``).
 
-Layout of ``index_dir``::
+Layout of ``index_dir`` (files: FAISS through llama-index + French BM25 + the sentence view)::
 
     current -> builds/<stamp>     (a symlink, swapped atomically when a build completes)
     builds/<stamp>/manifest.json  model id and checksum, chunking parameters, corpus hashes, ...
