@@ -147,8 +147,7 @@ class Assistant:
         try:
             index, summary = update_index(self.settings, self.embedder, show_progress=show_progress,
                                           log=notify or log.info, loaded=self.index)
-            fresh = self._compose(self.settings, self.embedder, index, self._backends)
-            self.pipeline = fresh.pipeline
+            self._answer_from(index)
             return summary
         finally:
             self._updating.release()
@@ -169,11 +168,16 @@ class Assistant:
             except AssistantError as exc:
                 log.warning("%s Il n'est pas chargé.", exc)
                 return False
-            self.pipeline = self._compose(self.settings, self.embedder, fresh, self._backends).pipeline
+            self._answer_from(fresh)
             log.info("Index publié par un autre processus chargé (%s).", fresh.version)
             return True
         finally:
             self._updating.release()
+
+    def _answer_from(self, index: Index) -> None:
+        """The next questions go through a pipeline over ``index`` (one assignment: a question
+        under way keeps the pipeline it started with)."""
+        self.pipeline = self._compose(self.settings, self.embedder, index, self._backends).pipeline
 
     def _check_for_newer_index(self) -> None:
         now = time.monotonic()

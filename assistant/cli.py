@@ -228,7 +228,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit the answer scorer and its abstention threshold on eval datasets, each over its corpus."""
-
     from tqdm import tqdm
 
     from evals.dataset import DatasetError, load_dataset

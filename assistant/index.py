@@ -157,14 +157,13 @@ class IndexBuilder:
         self.settings, self.embedder, self.log = settings, embedder, log
         self.embedded = 0  # passages the last build sent through the model
 
-    def build(self, documents: list[Document], location: "IndexLocation | Path", show_progress: bool = False,
+    def build(self, documents: list[Document], location: "IndexLocation", show_progress: bool = False,
               previous: Index | None = None) -> Index:
         """A new build of ``documents``, published when complete. Vectors of ``previous`` (an index
         built with the same model and chunking) are reused for every text it already embedded, so
         adding, changing or removing a document embeds only that document's passages and phrases.
         ``self.embedded`` then says how many passages went through the model."""
         started = time.perf_counter()
-        location = FilesLocation(location) if isinstance(location, Path) else location
         location.prepare()  # a folder or database that cannot be written fails now, not after the encoder
         try:
             return self._build(documents, location, show_progress, previous, started)
@@ -192,7 +191,6 @@ class IndexBuilder:
         manifest = _fingerprint(self.settings, self.embedder, documents) | {
             "libraries": _library_versions(),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_seconds": round(time.perf_counter() - started, 2),
             "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
             "dimension": self.embedder.dimension,
         }
@@ -258,44 +256,36 @@ class FilesLocation:
         import faiss
         import Stemmer
 
-        chunks = built.chunks
-        if self._work is None:
-            self.prepare()
-        work = self._work
-        builds = work.parent
-        try:
-            embed_model = configure_llama_index(embedder)
-            store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(embedder.dimension))
-            storage = StorageContext.from_defaults(vector_store=store)
-            vector_index = VectorStoreIndex([], storage_context=storage, embed_model=embed_model)
-            # In slices: a node's vector is a list of Python floats (about 12 kB), all of them at
-            # once weighed more than the whole index at 20 MB of text.
-            for at in range(0, len(chunks), _NODES_PER_INSERT):
-                vector_index.insert_nodes([
-                    TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
-                             metadata={"document": c.document, "title": c.title, "source": c.source,
-                                       "section": c.section, "start": c.start, "end": c.end},
-                             excluded_embed_metadata_keys=["document", "source", "start", "end"],
-                             excluded_llm_metadata_keys=["document", "start", "end"])
-                    for c, v in zip(chunks[at:at + _NODES_PER_INSERT], built.chunk_vectors[at:at + _NODES_PER_INSERT])])
-            storage.persist(persist_dir=str(work / "llama"))
+        chunks, work = built.chunks, self._work  # made by ``prepare``; removed by ``discard`` on failure
+        embed_model = configure_llama_index(embedder)
+        store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(embedder.dimension))
+        storage = StorageContext.from_defaults(vector_store=store)
+        vector_index = VectorStoreIndex([], storage_context=storage, embed_model=embed_model)
+        # In slices: a node's vector is a list of Python floats (about 12 kB), all of them at
+        # once weighed more than the whole index at 20 MB of text.
+        for at in range(0, len(chunks), _NODES_PER_INSERT):
+            vector_index.insert_nodes([
+                TextNode(id_=c.id, text=c.text, embedding=v.tolist(),
+                         metadata={"document": c.document, "title": c.title, "source": c.source,
+                                   "section": c.section, "start": c.start, "end": c.end},
+                         excluded_embed_metadata_keys=["document", "source", "start", "end"],
+                         excluded_llm_metadata_keys=["document", "start", "end"])
+                for c, v in zip(chunks[at:at + _NODES_PER_INSERT], built.chunk_vectors[at:at + _NODES_PER_INSERT])])
+        storage.persist(persist_dir=str(work / "llama"))
 
-            bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
-            bm25 = BM25Retriever.from_defaults(  # the result count is given per query (FilesStore)
-                nodes=bm25_nodes, stemmer=Stemmer.Stemmer("french"), language=sorted(stopwords("french")),
-                similarity_top_k=1)
-            bm25.persist(str(work / "bm25"), show_progress=False)
+        bm25_nodes = [TextNode(id_=c.id, text=bm25_text(c.context_header + c.text)) for c in chunks]
+        bm25 = BM25Retriever.from_defaults(  # the result count is given per query (FilesStore)
+            nodes=bm25_nodes, stemmer=Stemmer.Stemmer("french"), language=sorted(stopwords("french")),
+            similarity_top_k=1)
+        bm25.persist(str(work / "bm25"), show_progress=False)
 
-            _write_chunks(work / "chunks.json", chunks)
-            np.save(work / "sentence_vectors.npy", built.sentence_vectors)
-            np.save(work / "heading_vectors.npy", built.heading_vectors)
-            (work / "manifest.json").write_text(json.dumps(built.finished(), indent=2, ensure_ascii=False),
-                                                encoding="utf-8")
-            final = builds / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-            os.replace(work, final)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+        _write_chunks(work / "chunks.json", chunks)
+        np.save(work / "sentence_vectors.npy", built.sentence_vectors)
+        np.save(work / "heading_vectors.npy", built.heading_vectors)
+        (work / "manifest.json").write_text(json.dumps(built.finished(), indent=2, ensure_ascii=False),
+                                            encoding="utf-8")
+        final = work.parent / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        os.replace(work, final)
         _publish(self.index_dir, final)
         return Index(path=final, manifest=built.manifest, chunks=chunks, sentences=built.sentences,
                      sentence_vectors=built.sentence_vectors, chunk_vectors=built.chunk_vectors,
