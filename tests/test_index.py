@@ -243,3 +243,17 @@ def test_incremental_updates_killed_at_random_points_lose_nothing_published(tmp_
     final = ensure_index(settings, embedder, log=lambda m: None)
     assert {c.source for c in final.chunks} == sources[-1]
     assert not list((index_dir / "builds").glob(".tmp-*")) and not list(index_dir.glob(".current-*"))
+
+
+def test_phrase_vectors_read_their_passage_header(assistant, embedder):
+    """A phrase is embedded after its passage's « title › section » header: « Il meurt en 814 »
+    is then about its article's subject (on piaf-dev's 86 articles the fitted scorer's first
+    candidate was right for 0.592 of the questions out of fold instead of 0.565)."""
+    index = assistant.index
+    pairs = [(chunk, sentence) for chunk in index.chunks for sentence in chunk.sentences][:6]
+    read = embedder.embed_passages([chunk.context_header + sentence.text for chunk, sentence in pairs])
+    bare = embedder.embed_passages([sentence.text for _, sentence in pairs])
+    for (_, sentence), with_header, alone in zip(pairs, read, bare):
+        stored = index.sentence_vectors[index.sentence_position[sentence.id]]
+        assert float(stored @ with_header) > 0.9999
+        assert float(stored @ alone) < 0.99
