@@ -250,12 +250,17 @@ class ExtractiveAnswerer:
         bar = self.unmatched_min_similarity if evidence.profile.language == "fr" else self.cross_lingual_min_similarity
         return evidence.best_similarity >= bar
 
-    def select(self, evidence: Evidence) -> list[Unit]:
+    def primary(self, evidence: Evidence) -> Unit | None:
+        """What the answer would quote first, before the score threshold: the best-scored unit
+        (or one close to it) that holds a fact of the asked kind, on an on-topic question."""
         if not evidence.candidates or not self.on_topic(evidence):
-            return []
+            return None
         best = evidence.candidates[0].score
-        primary = next((unit for unit in evidence.candidates
-                        if unit.score >= best - self.alternatives_margin and self._holds_fact(evidence, unit)), None)
+        return next((unit for unit in evidence.candidates
+                     if unit.score >= best - self.alternatives_margin and self._holds_fact(evidence, unit)), None)
+
+    def select(self, evidence: Evidence) -> list[Unit]:
+        primary = self.primary(evidence)
         if primary is None or primary.score < self.abstain_threshold:
             return []
         units, used = [primary], {s.id for s in primary.sentences}

@@ -295,8 +295,18 @@ class Assistant:
 
 
 def rules_answerer(settings: Settings, index: Index, embedder: Embedder) -> ExtractiveAnswerer:
-    """The rule-based extractive engine with its settings (also what ``assistant calibrate`` gates)."""
-    return ExtractiveAnswerer(index, embedder, abstain_threshold=settings.abstain_threshold,
+    """The rule-based extractive engine with its settings (also what ``assistant calibrate`` gates);
+    its score threshold is the setting, or else the calibration file's fitted one."""
+    threshold = settings.abstain_threshold
+    if threshold is None:
+        from .calibration import Calibration
+
+        calibration = Calibration.load(settings.calibration or None)
+        if calibration.rules_threshold is None:
+            raise AssistantError(f"La calibration {calibration.path} n'a pas de seuil pour les règles : relancez "
+                                 "`assistant calibrate` ou donnez le réglage abstain_threshold.")
+        threshold = calibration.rules_threshold
+    return ExtractiveAnswerer(index, embedder, abstain_threshold=threshold,
                               max_sentences=settings.max_answer_sentences,
                               unmatched_min_similarity=settings.unmatched_min_similarity,
                               cross_lingual_min_similarity=settings.cross_lingual_min_similarity)

@@ -81,6 +81,9 @@ class Calibration:
     path: str = ""
     gate_threshold: float = 0.0  # ``answer_scorer = "gated"``: below this, a rules answer is withheld
     reranker: Logistic | None = None  # orders the retrieved passages (``reranking.py``)
+    # The rule-based engine's score threshold (setting ``abstain_threshold`` unset): below it, its
+    # best sentence is no answer.
+    rules_threshold: float | None = None
 
     @property
     def sha256(self) -> str:
@@ -89,7 +92,7 @@ class Calibration:
     def describe(self) -> dict[str, Any]:
         """What an eval's ``config`` records about the scorer in use."""
         return {"path": self.path, "sha256": self.sha256[:16], "threshold": self.threshold,
-                "gate_threshold": self.gate_threshold,
+                "gate_threshold": self.gate_threshold, "rules_threshold": self.rules_threshold,
                 "datasets": [d.get("name") for d in self.metadata.get("datasets", [])],
                 "target_false_abstention": self.metadata.get("target_false_abstention")}
 
@@ -99,6 +102,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "model": "logistic-regression", "threshold": self.threshold,
                 "gate_threshold": self.gate_threshold,
+                **({"rules_threshold": self.rules_threshold} if self.rules_threshold is not None else {}),
                 "candidate": self.candidate.to_dict(), "answerable": self.answerable.to_dict(),
                 **({"reranker": self.reranker.to_dict()} if self.reranker else {}), "metadata": self.metadata}
 
@@ -120,7 +124,8 @@ class Calibration:
             return cls(Logistic.from_dict(data["candidate"]), Logistic.from_dict(data["answerable"]),
                        float(data["threshold"]), dict(data.get("metadata") or {}), str(path),
                        float(data.get("gate_threshold", 0.0)),
-                       Logistic.from_dict(data["reranker"]) if data.get("reranker") else None)
+                       Logistic.from_dict(data["reranker"]) if data.get("reranker") else None,
+                       float(data["rules_threshold"]) if data.get("rules_threshold") is not None else None)
         except FileNotFoundError as exc:
             raise AssistantError(f"Calibration introuvable : {path}. Lancez `assistant calibrate`.") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -142,31 +147,66 @@ class Sample:
     answerable: bool
     matrix: np.ndarray
     labels: np.ndarray
-    rules_abstained: bool = True  # what the rule-based engine did with the question
+    rules_abstained: bool = True  # what the rule-based engine did with the question (no score threshold)
     rules_correct: bool = False
+    rules_score: float = 0.0  # the score of what it quoted first (its threshold is fitted on it)
 
 
-def choose_gate_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> tuple[float, list[dict]]:
-    """The highest threshold at which withholding the rules' answers below it adds at most
-    ``target`` false abstention to the rules' own, on every dataset (out of fold); and the curve."""
-    def at(t: float) -> dict:
-        row: dict[str, Any] = {"threshold": t}
+
+class _Outcomes:
+    """What the rule-based engine did with each calibration question, per dataset, as arrays."""
+
+    def __init__(self, samples: list[Sample], confidence: np.ndarray) -> None:
+        self.sets = {}
         for name in dict.fromkeys(s.dataset for s in samples):
             members = [i for i, s in enumerate(samples) if s.dataset == name]
-            yes = [i for i in members if samples[i].answerable]
-            no = [i for i in members if not samples[i].answerable]
-            withheld = {i: samples[i].rules_abstained or confidence[i] < t for i in members}
-            row[name] = {"abstention": _share([withheld[i] for i in no]),
-                         "false_abstention": _share([withheld[i] for i in yes]),
-                         "added_false_abstention": _share([withheld[i] and not samples[i].rules_abstained for i in yes]),
-                         "accuracy": _share([samples[i].rules_correct and not withheld[i] for i in yes])}
-        return row
+            self.sets[name] = (np.array([samples[i].answerable for i in members]),
+                               np.array([not samples[i].rules_abstained for i in members]),
+                               np.array([samples[i].rules_score for i in members]), confidence[members],
+                               np.array([samples[i].rules_correct for i in members]))
 
-    grid = [at(round(t, 3)) for t in np.arange(0.0, 1.0, 0.01)]
-    fits = [r for r in grid if all((v["added_false_abstention"] or 0.0) <= target
-                                   for k, v in r.items() if k != "threshold")]
-    best = max(fits, key=lambda r: r["threshold"], default=grid[0])
-    return best["threshold"], [r for r in grid if round(r["threshold"] * 100) % 5 == 0]
+    def at(self, rules_threshold: float, gate_threshold: float) -> dict[str, dict]:
+        """Per dataset, with the rules' score threshold and the gate's: abstention, false abstention,
+        the false abstention added to the rules without a threshold, accuracy."""
+        out = {}
+        for name, (yes, answered, score, confidence, correct) in self.sets.items():
+            kept = answered & (score >= rules_threshold) & (confidence >= gate_threshold)
+            out[name] = {"abstention": _share(list(~kept[~yes])), "false_abstention": _share(list(~kept[yes])),
+                         "added_false_abstention": _share(list(answered[yes] & ~kept[yes])),
+                         "accuracy": _share(list(kept[yes] & correct[yes]))}
+        return out
+
+
+def choose_thresholds(samples: list[Sample], confidence: np.ndarray, target: float) -> tuple[float, float, dict]:
+    """The rule-based engine's score threshold and the gate's, chosen together: among the pairs
+    that add at most ``target`` false abstention to the rules without a threshold on every dataset
+    (gate confidences out of fold), the one abstaining most on unanswerable questions (mean over the
+    datasets that have some), then the highest thresholds; and the curves through that pair."""
+    outcomes = _Outcomes(samples, confidence)
+    rules_grid = [round(t, 3) for t in np.arange(0.5, 1.0, 0.005)]
+    gate_grid = [round(t, 3) for t in np.arange(0.0, 1.0, 0.01)]
+
+    def fits(rows: dict[str, dict]) -> bool:
+        return all((v["added_false_abstention"] or 0.0) <= target for v in rows.values())
+
+    def abstention(rows: dict[str, dict]) -> float:
+        values = [v["abstention"] for v in rows.values() if v["abstention"] is not None]
+        return float(np.mean(values)) if values else 0.0
+
+    best = (0.0, 0.5, 0.0)
+    for rules_threshold in rules_grid:
+        for gate_threshold in gate_grid:
+            rows = outcomes.at(rules_threshold, gate_threshold)
+            if not fits(rows):
+                break  # a higher gate only withholds more
+            best = max(best, (round(abstention(rows), 6), rules_threshold, gate_threshold),
+                       key=lambda b: (b[0], b[2], b[1]))
+    _, rules_threshold, gate_threshold = best
+    curves = {"rules": [{"threshold": t, **outcomes.at(t, gate_threshold)}
+                        for t in rules_grid if round(t * 1000) % 10 == 0],
+              "gate": [{"threshold": t, **outcomes.at(rules_threshold, t)}
+                       for t in gate_grid if round(t * 100) % 5 == 0]}
+    return rules_threshold, gate_threshold, curves
 
 
 def choose_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> float:
@@ -279,9 +319,9 @@ def fit_reranker(samples: list[PassageSample], folds: int = 5) -> tuple[Logistic
 
 
 def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
-                    metadata: dict | None = None, gate_target: float = 0.01,
+                    metadata: dict | None = None, gate_target: float = 0.04,
                     reranker: Logistic | None = None) -> Calibration:
-    """Both models, the threshold, and out-of-fold numbers, from the samples (deterministic)."""
+    """Both models, the thresholds, and out-of-fold numbers, from the samples (deterministic)."""
     from .evidence import ANSWERABLE_FEATURES, FEATURES, answerable_row
 
     samples = [s for s in samples if len(s.labels)]
@@ -306,7 +346,7 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
         confidence[test] = _fold_probabilities(rows[train], answerable[train], question_weight[train], rows[test],
                                                ANSWERABLE_FEATURES)
     threshold = choose_threshold(samples, confidence, target_false_abstention)
-    gate_threshold, gate_curve = choose_gate_threshold(samples, confidence, gate_target)
+    rules_threshold, gate_threshold, curves = choose_thresholds(samples, confidence, gate_target)
     candidate = Logistic.fit(matrix, labels, weights, FEATURES)
     # The answerability model learns from out-of-fold candidate scores, as it will meet them on new questions.
     answer_model = Logistic.fit(rows, answerable, question_weight, ANSWERABLE_FEATURES)
@@ -330,9 +370,14 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
                  "out_of_fold_at_threshold": at_threshold, "curve": measured,
                  "candidates": int(len(labels)), "positives": int(labels.sum()),
                  "gate": {"target_added_false_abstention": gate_target, "threshold": gate_threshold,
-                          "rule": "the highest threshold adding at most the target to the rules' false abstention "
-                                  "on every dataset (out of fold)", "curve": gate_curve}})
-    return Calibration(candidate, answer_model, threshold, info, gate_threshold=gate_threshold, reranker=reranker)
+                          "rules_threshold": rules_threshold,
+                          "rule": "the rules' score threshold and the gate's threshold together add at most the "
+                                  "target to the false abstention of the rules without a threshold, on every "
+                                  "dataset (gate out of fold); among such pairs the most abstention on unanswerable "
+                                  "questions (mean over datasets), then the highest thresholds",
+                          "curve": curves["gate"], "rules_curve": curves["rules"]}})
+    return Calibration(candidate, answer_model, threshold, info, gate_threshold=gate_threshold, reranker=reranker,
+                       rules_threshold=rules_threshold)
 
 
 class _Labeller:
@@ -391,7 +436,8 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
     """Each item through the real pipeline (follow-up rewrite, retrieval, reranking when given,
     candidates), labelled: a candidate holds the answer when its text satisfies every
     ``must_include`` group (the eval format's matching rule). With ``rules`` (the rule-based
-    engine), what it answers from the first ``top_k`` passages is recorded too, for the gate."""
+    engine, given without a score threshold), what it answers from the first ``top_k`` passages and the
+    score of what it quotes first are recorded too, for its threshold and the gate."""
     labeller = _Labeller(name, items, scorer.index.chunks)
     samples = []
     for item in progress(items):
@@ -402,7 +448,9 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
         units, _, matrix, _ = scorer.features(item.question, query, passages)
         labels = np.array([labeller.holds_answer(item, " ".join(x.text for x in unit)) for unit in units], dtype=bool)
         ruled = rules.answer(item.question, query, passages[:top_k]) if rules is not None else None
+        first = None if ruled is None or ruled.abstained else rules.primary(
+            rules.gather(item.question, query, passages[:top_k]))
         samples.append(Sample(name, item.id, labeller.group(item), item.answerable, matrix, labels,
-                              ruled is None or ruled.abstained, ruled is not None and not ruled.abstained
-                              and labeller.holds_answer(item, ruled.text)))
+                              first is None, first is not None and labeller.holds_answer(item, ruled.text),
+                              first.score if first is not None else 0.0))
     return samples

@@ -280,7 +280,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     samples = []
     for name, path, items, local, index, retriever, scorer in sources:
         samples += collect_samples(name, items, retriever, FollowUpRewriter(), scorer, local.candidate_pool,
-                                   progress(path, items, "phrases"), rules=rules_answerer(local, index, embedder),
+                                   progress(path, items, "phrases"),
+                                   rules=rules_answerer(local.with_overrides(abstain_threshold=0.0), index, embedder),
                                    top_k=local.top_k, reranker=Reranker(scorer, reranker_model))
     calibration = fit_calibration(samples, args.target_false_abstention, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
@@ -291,9 +292,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = calibration.save(args.out or DEFAULT_CALIBRATION)
     print(f"Calibration écrite dans {out} : seuil d'abstention {calibration.threshold:.3f} "
           f"(fausses abstentions visées <= {args.target_false_abstention:g}, toutes questions confondues).")
-    print(f"Seuil du filtre « gated » : {calibration.gate_threshold:.2f} (au plus "
+    print(f"Seuil des règles : {calibration.rules_threshold:.3f} ; seuil du filtre « gated » : "
+          f"{calibration.gate_threshold:.2f} (ensemble, au plus "
           f"{calibration.metadata['gate']['target_added_false_abstention']:g} de fausses abstentions ajoutées "
-          "à celles des règles, sur chaque jeu).")
+          "à celles des règles sans seuil, sur chaque jeu).")
     print("Reclassement des passages, hit@1 hors échantillon (validation croisée par document) :")
     for name, numbers in reranking["out_of_fold"].items():
         print(f"  {name}: recherche {numbers['hit@1_retrieval']} -> reclassé {numbers['hit@1_reranked']} "
@@ -363,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "sinon le corpus configuré (répétable)")
     calibrate.add_argument("--target-false-abstention", type=float, default=0.06, metavar="X",
                            help="fausses abstentions tolérées sur chaque jeu, hors échantillon (défaut : 0.06)")
-    calibrate.add_argument("--gate-target", type=float, default=0.01, metavar="X",
-                           help="fausses abstentions que le filtre « gated » peut ajouter à celles des règles, "
-                                "sur chaque jeu (défaut : 0.01)")
+    calibrate.add_argument("--gate-target", type=float, default=0.04, metavar="X",
+                           help="fausses abstentions que le seuil des règles et le filtre « gated » peuvent "
+                                "ajouter ensemble à celles des règles sans seuil, sur chaque jeu (défaut : 0.04)")
     calibrate.add_argument("--out", help="fichier de calibration à écrire")
     common(calibrate)
     calibrate.set_defaults(func=cmd_calibrate)

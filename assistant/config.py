@@ -78,10 +78,11 @@ class Settings:
     answer_scorer: str = "gated"
     calibration: str = ""
     max_answer_sentences: int = 3
-    # Abstention (calibrated on the dev set, see README "Abstention"): the best sentence's combined
-    # score must reach abstain_threshold; a question sharing no word with the corpus must reach
+    # Abstention of the rule-based engine (see README "Abstention"): the best sentence's combined
+    # score must reach abstain_threshold (unset: the calibration file's `rules_threshold`, fitted by
+    # `assistant calibrate`); a question sharing no word with the corpus must reach
     # unmatched_min_similarity (French) or cross_lingual_min_similarity (other languages) in cosine.
-    abstain_threshold: float = 0.79
+    abstain_threshold: float | None = None
     unmatched_min_similarity: float = 0.86
     cross_lingual_min_similarity: float = 0.785
     max_question_chars: int = 2000  # also caps each earlier turn read for a follow-up
@@ -116,9 +117,14 @@ class Settings:
                 for f in fields(self) for v in [getattr(self, f.name)] if f.name not in {"auth", "llm_api_key", "database_url"}}
 
 
+_OPTIONAL_FLOATS = frozenset({"abstain_threshold"})  # unset (None, "") means "fitted"
+
+
 def _coerce(settings: Settings, name: str, value: Any) -> Any:
     current = getattr(settings, name)
     try:
+        if name in _OPTIONAL_FLOATS:
+            return None if value is None or str(value).strip() == "" else float(value)
         if isinstance(current, Path):
             return Path(value).expanduser()
         if isinstance(current, bool):

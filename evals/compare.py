@@ -128,12 +128,20 @@ def assistant_config(assistant: Any) -> dict[str, Any]:
     s = assistant.settings
     manifest = getattr(getattr(assistant, "index", None), "manifest", None) or {}
     return {"engine": s.engine, "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "fusion": s.fusion,
-            "abstain_threshold": s.abstain_threshold, "max_answer_sentences": s.max_answer_sentences,
+            "abstain_threshold": _rules_threshold(assistant), "max_answer_sentences": s.max_answer_sentences,
             "candidate_pool": s.candidate_pool, "answer_scorer": s.answer_scorer,
             "calibration": _calibration(assistant),
             "embedding_model": s.embedding_model, "chunk_target_tokens": s.chunk_target_tokens,
             "corpus_dir": str(s.corpus_dir), "index_dir": str(s.index_dir),
             "index_built_at": manifest.get("built_at"), "index_chunks": manifest.get("chunks")}
+
+
+def _rules_threshold(assistant: Any) -> float | None:
+    """The rule-based engine's score threshold in use: the setting, or the calibration file's."""
+    engine = getattr(assistant, "answerer", None)
+    for wrapper in ("extractive", "rules"):  # a generated-answer engine, the gate
+        engine = getattr(engine, wrapper, engine)
+    return getattr(engine, "abstain_threshold", assistant.settings.abstain_threshold)
 
 
 def _calibration(assistant: Any) -> dict[str, Any] | None:

@@ -112,29 +112,39 @@ def test_calibration_file_errors_are_clear(tmp_path):
         Calibration.load(tmp_path / "missing.json")
 
 
-def _sample(dataset: str, answerable: bool, rules_abstained: bool, rules_correct: bool):
+def _sample(dataset: str, answerable: bool, rules_score: float | None):
+    """A calibration question; ``rules_score`` None: the rules abstain whatever their threshold."""
     import numpy as np
 
     from assistant.calibration import Sample
 
-    return Sample(dataset, "id", "g", answerable, np.zeros((1, 1)), np.zeros(1, dtype=bool), rules_abstained,
-                  rules_correct)
+    return Sample(dataset, "id", "g", answerable, np.zeros((1, 1)), np.zeros(1, dtype=bool), rules_score is None,
+                  answerable and rules_score is not None, rules_score or 0.0)
 
 
-def test_gate_threshold_adds_at_most_the_target_false_abstention_on_every_set():
+def test_rules_and_gate_thresholds_are_chosen_together_within_the_target_on_every_set():
     import numpy as np
 
-    from assistant.calibration import choose_gate_threshold
+    from assistant.calibration import choose_thresholds
 
-    # Set a: 10 answered by the rules (confidences 0.05 ... 0.95), 2 absent (0.1, 0.2).
-    # Set b: 4 answered (0.45, 0.6, 0.7, 0.8), 1 absent already abstained by the rules.
-    samples = [_sample("a", True, False, True) for _ in range(10)] + [_sample("a", False, False, False)] * 2 \
-        + [_sample("b", True, False, True) for _ in range(4)] + [_sample("b", False, True, False)]
-    confidence = np.array([0.05 + 0.1 * i for i in range(10)] + [0.1, 0.2] + [0.45, 0.6, 0.7, 0.8] + [0.0])
-    threshold, curve = choose_gate_threshold(samples, confidence, target=0.1)
-    # a: one answer withheld (0.05) is 0.1 added; two (0.15) would be 0.2. b: nothing withheld below 0.45.
-    assert threshold == 0.15 and curve[0]["threshold"] == 0.0
-    assert choose_gate_threshold(samples, confidence, target=0.0)[0] == 0.05
+    # Set a: four answerable questions the rules answer (scores 0.7 ... 0.95, gate confidences below),
+    # two unanswerable ones they answer too: one with a low rules score, one with a low confidence.
+    # Set b: an answerable question with a high score and confidence, an unanswerable one the rules
+    # already abstain on.
+    samples = [_sample("a", True, 0.7), _sample("a", True, 0.8), _sample("a", True, 0.9), _sample("a", True, 0.95),
+               _sample("a", False, 0.9), _sample("a", False, 0.6), _sample("b", True, 0.9), _sample("b", False, None)]
+    confidence = np.array([0.9, 0.1, 0.9, 0.9, 0.2, 0.9, 0.95, 0.0])
+    # Nothing may be lost: the gate stays at or below 0.1 (the answer with confidence 0.1 is kept), the
+    # rules' threshold at or below 0.7; above 0.6 it stops the low-scored unanswerable one (abstention 0.5).
+    rules, gate, curves = choose_thresholds(samples, confidence, target=0.0)
+    assert (rules, gate) == (0.7, 0.1)
+    # One answer in four may be lost: the gate withholds the low-confidence one (and the unanswerable
+    # question with confidence 0.2), the rules the other unanswerable one: abstention 1.0 on both sets.
+    rules, gate, curves = choose_thresholds(samples, confidence, target=0.25)
+    assert (rules, gate) == (0.7, 0.9)
+    at = {row["threshold"]: row for row in curves["gate"]}[0.9]
+    assert at["a"]["abstention"] == 1.0 and at["a"]["added_false_abstention"] == 0.25
+    assert at["b"]["added_false_abstention"] == 0.0
 
 
 def test_gated_answers_are_the_rules_answers_or_abstentions(assistant):
@@ -148,3 +158,20 @@ def test_gated_answers_are_the_rules_answers_or_abstentions(assistant):
             assert kept.abstained
     absent = gated.ask("Qui a remporté le championnat de Zorglub Athletic en 1987 ?")
     assert absent.abstained and not absent.citations
+
+
+def test_rules_threshold_comes_from_the_calibration_unless_set(assistant, tmp_path):
+    from assistant.api import rules_answerer
+    from assistant.calibration import DEFAULT_CALIBRATION
+    from assistant.errors import AssistantError
+
+    shipped = Calibration.load()
+    assert assistant.settings.abstain_threshold is None and shipped.rules_threshold is not None
+    assert assistant.variant(answer_scorer="rules").answerer.abstain_threshold == shipped.rules_threshold
+    assert assistant.variant(answer_scorer="rules", abstain_threshold=0.5).answerer.abstain_threshold == 0.5
+    data = json.loads(DEFAULT_CALIBRATION.read_text(encoding="utf-8"))
+    del data["rules_threshold"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(AssistantError, match="calibrate"):
+        rules_answerer(assistant.settings.with_overrides(calibration=str(older)), assistant.index, assistant.embedder)
