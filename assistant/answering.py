@@ -137,7 +137,7 @@ class ExtractiveAnswerer:
                  max_sentences: int = 3, lexical_weight: float = 0.15, heading_weight: float = 0.5,
                  passage_weight: float = 0.3, type_window: int = 12, name_window: int = 6,
                  unmatched_min_similarity: float = 0.86, cross_lingual_min_similarity: float = 0.785, alternatives_margin: float = 0.05,
-                 extra_margin: float = 0.03) -> None:
+                 extra_margin: float = 0.03, max_chars: int = 0) -> None:
         self.index, self.embedder = index, embedder
         self.abstain_threshold, self.max_sentences = abstain_threshold, max_sentences
         self.lexical_weight, self.heading_weight, self.passage_weight = lexical_weight, heading_weight, passage_weight
@@ -145,6 +145,7 @@ class ExtractiveAnswerer:
         self.unmatched_min_similarity = unmatched_min_similarity
         self.cross_lingual_min_similarity = cross_lingual_min_similarity
         self.alternatives_margin, self.extra_margin = alternatives_margin, extra_margin
+        self.max_chars = max_chars  # > 0: neighbours are added only while the answer stays this short
         # A sentence that gives the assistant orders is neither an answer nor part of what the corpus knows.
         self._instructions = frozenset(s.id for s in index.sentences if is_instruction(s.text))
         self._stems = [frozenset() if s.id in self._instructions else frozenset(content_stems(s.text))
@@ -264,15 +265,19 @@ class ExtractiveAnswerer:
         if primary is None or primary.score < self.abstain_threshold:
             return []
         units, used = [primary], {s.id for s in primary.sentences}
+        length = sum(len(s.text) for s in primary.sentences)
         for unit in evidence.candidates:
             if len(units) >= self.max_sentences or unit.score < primary.score - self.extra_margin:
                 break
-            # Neighbours from the same passage add context at no cost to citation precision.
+            # Neighbours from the same passage add context at no cost to citation precision (within
+            # max_chars when set).
             sentence = unit.sentences[0]
             if not unit.is_list and not sentence.in_list and sentence.id not in used \
-                    and sentence.chunk_id == primary.passage.chunk_id:
+                    and sentence.chunk_id == primary.passage.chunk_id \
+                    and (not self.max_chars or length + len(sentence.text) <= self.max_chars):
                 units.append(unit)
                 used.add(sentence.id)
+                length += len(sentence.text)
         return units
 
     # -- composition ----------------------------------------------------------------------

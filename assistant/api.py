@@ -307,7 +307,7 @@ def rules_answerer(settings: Settings, index: Index, embedder: Embedder) -> Extr
                                  "`assistant calibrate` ou donnez le réglage abstain_threshold.")
         threshold = calibration.rules_threshold
     return ExtractiveAnswerer(index, embedder, abstain_threshold=threshold,
-                              max_sentences=settings.max_answer_sentences,
+                              max_sentences=settings.max_answer_sentences, max_chars=settings.max_answer_chars,
                               unmatched_min_similarity=settings.unmatched_min_similarity,
                               cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
 

@@ -37,12 +37,15 @@ virgules, appliqués dans l'ordre ; la première configuration est celle dont re
 metrics/config/items et que les seuils contrôlent.
   extractive            notre défaut : moteur extractif, réglages chargés (recherche hybride)
   hybrid | dense | bm25 mode de recherche (hybrid : fusion RRF de dense et BM25)
-  rules | calibrated    choix de la phrase et abstention : règles écrites à la main (défaut) ou
-                        modèle ajusté sur données par `assistant calibrate`
+  gated | rules | calibrated  choix de la phrase et abstention : les règles sous le filtre
+                        ajusté (défaut), les règles seules, ou le modèle ajusté sur données par
+                        `assistant calibrate`
+  norerank              l'ordre de la recherche, sans le reclassement ajusté
   baseline              llama-index naïf : VectorStoreIndex, SentenceSplitter par défaut, même
                         modèle d'embeddings, dense top-2, réponse = 1er passage, jamais d'abstention
   mode=M k=N engine=E abstain_threshold=X fusion=rrf|weighted rrf_k=N dense_weight=X
-  candidate_pool=N max_answer_sentences=N calibration=FICHIER name=ÉTIQUETTE
+  candidate_pool=N max_answer_sentences=N max_answer_chars=N rerank=true|false calibration=FICHIER
+  answer_scorer=S name=ÉTIQUETTE
   (baseline accepte k=N, chunk_size=N, chunk_overlap=N, name=ÉTIQUETTE)
 Exemples :
   assistant eval --dataset evals/datasets/dev.jsonl --min-accuracy 0.88

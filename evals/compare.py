@@ -11,7 +11,7 @@ A CONFIG is a comma-separated list of named presets and ``key=value`` pairs, app
     baseline              the plain llama-index pipeline (VectorStoreIndex, default SentenceSplitter,
                           same embedding model, dense top-2, answer = top passage, never abstains)
     mode=M  k=N  engine=E  abstain_threshold=X  fusion=rrf|weighted  rrf_k=N  dense_weight=X  rerank=true|false
-    candidate_pool=N  max_answer_sentences=N  calibration=FILE  name=LABEL
+    candidate_pool=N  max_answer_sentences=N  max_answer_chars=N  calibration=FILE  name=LABEL
     (baseline accepts k=N, chunk_size=N, chunk_overlap=N and name=LABEL)
 
 Examples: ``extractive``, ``dense``, ``mode=dense,k=3``, ``bm25,abstain_threshold=0.45,name=bm25-strict``,
@@ -44,9 +44,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 ALIASES = {"mode": "retrieval_mode", "k": "top_k", "threshold": "abstain_threshold"}
 QUERY_SETTINGS = ("engine", "retrieval_mode", "top_k", "fusion", "rrf_k", "dense_weight", "candidate_pool",
-                  "abstain_threshold", "max_answer_sentences", "calibration", "answer_scorer", "rerank")
+                  "abstain_threshold", "max_answer_sentences", "max_answer_chars", "calibration", "answer_scorer",
+                  "rerank")
 BASELINE_SETTINGS = ("top_k", "chunk_size", "chunk_overlap")
-INT_SETTINGS = {"top_k", "rrf_k", "candidate_pool", "max_answer_sentences", "chunk_size", "chunk_overlap"}
+INT_SETTINGS = {"top_k", "rrf_k", "candidate_pool", "max_answer_sentences", "max_answer_chars", "chunk_size",
+                "chunk_overlap"}
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def assistant_config(assistant: Any) -> dict[str, Any]:
     manifest = getattr(getattr(assistant, "index", None), "manifest", None) or {}
     return {"engine": s.engine, "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "fusion": s.fusion,
             "abstain_threshold": _rules_threshold(assistant), "max_answer_sentences": s.max_answer_sentences,
+            "max_answer_chars": s.max_answer_chars,
             "candidate_pool": s.candidate_pool, "answer_scorer": s.answer_scorer,
             "calibration": _calibration(assistant),
             "embedding_model": s.embedding_model, "chunk_target_tokens": s.chunk_target_tokens,

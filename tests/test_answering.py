@@ -1,6 +1,7 @@
 """Cited extractive answers on the real model and index: offsets, markers, lists, abstention,
 follow-ups, other languages and bad input."""
 
+import json
 import re
 import warnings
 
@@ -9,6 +10,8 @@ from hypothesis import given, strategies as st
 
 from assistant import Answer, Assistant
 from assistant.answering import ABSTENTION
+
+from .conftest import DEV_SET
 
 
 def _check_citations(answer: Answer, documents) -> None:
@@ -183,3 +186,21 @@ def test_vocabulary_lookup_matches_the_prefix_rule(stems, stem):
     from assistant.answering import _Vocabulary, _positions
 
     assert _Vocabulary(stems).knows(stem) == bool(_positions([stem], stems))
+
+
+def test_max_answer_chars_keeps_neighbouring_sentences_within_the_budget(assistant):
+    """With ``max_answer_chars`` the rules add a neighbouring sentence only while the quoted text
+    stays within it (the first sentence, or enumeration, is quoted whatever its length)."""
+    questions = [json.loads(line)["question"] for line in DEV_SET.read_text(encoding="utf-8").splitlines()
+                 if line.strip()][:40]
+    capped, free = assistant.variant(max_answer_chars=300), assistant.variant(max_answer_chars=0)
+    longer = 0
+    for question in questions:
+        short, long = capped.ask(question), free.ask(question)
+        quoted = [q for c in short.citations for q in c.quotes]
+        one_unit = len(quoted) <= 1 or short.text.startswith("- ")  # a sentence, or an enumeration
+        assert one_unit or sum(len(q) for q in quoted) <= 300
+        longer += sum(len(q) for c in long.citations for q in c.quotes) > 300
+        if not long.abstained:  # the same first sentence, fewer neighbours
+            assert not short.abstained and set(quoted) <= {q for c in long.citations for q in c.quotes}
+    assert longer, "without the budget some answers quote more than 300 characters"
