@@ -151,6 +151,15 @@ GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(k)s
 """
 
 
+def _query_words(query: str) -> str:
+    """The query's words as the files store reads them: bm25s keeps words of two characters or
+    more and leaves English stop words out of a query (« the » in an English question would
+    otherwise match the corpus's English titles)."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return " ".join(w for w in re.findall(r"(?u)\b\w\w+\b", query.lower()) if w not in STOPWORDS_EN)
+
+
 @lru_cache(maxsize=1)
 def _stop_words() -> list[str]:
     return sorted({fold_accents(word.casefold()) for word in stopwords("french")})
@@ -216,7 +225,7 @@ class PostgresStore:
     def lexical_search(self, query: str, k: int) -> dict[str, float]:
         if not query.strip():
             return {}
-        rows = self._conn().execute(_LEXICAL, {"q": query, "k": k, "stop": _stop_words()}).fetchall()
+        rows = self._conn().execute(_LEXICAL, {"q": _query_words(query), "k": k, "stop": _stop_words()}).fetchall()
         return {chunk_id: float(score) for chunk_id, score in rows if score > 0}
 
     def version(self) -> str:
