@@ -152,7 +152,6 @@ class Sample:
     rules_score: float = 0.0  # the score of what it quoted first (its threshold is fitted on it)
 
 
-
 class _Outcomes:
     """What the rule-based engine did with each calibration question, per dataset, as arrays."""
 

@@ -79,8 +79,7 @@ class Settings:
     calibration: str = ""
     max_answer_sentences: int = 3
     # > 0: the rules add neighbouring sentences only while the answer stays this short (README,
-    # « Answer length »: 450 makes piaf-dev's answers correct and short for 0.58 instead of 0.47 of
-    # the questions, but correct at all for 0.61 instead of 0.64, and dev.jsonl for 0.930 instead of 0.944).
+    # « Answer length »: shorter answers, slightly fewer right ones).
     max_answer_chars: int = 0
     # Abstention of the rule-based engine (see README "Abstention"): the best sentence's combined
     # score must reach abstain_threshold (unset: the calibration file's `rules_threshold`, fitted by
