@@ -437,6 +437,8 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
     ``must_include`` group (the eval format's matching rule). With ``rules`` (the rule-based
     engine, given without a score threshold), what it answers from the first ``top_k`` passages and the
     score of what it quotes first are recorded too, for its threshold and the gate."""
+    from .answering import extractive_pieces
+
     labeller = _Labeller(name, items, scorer.index.chunks)
     samples = []
     for item in progress(items):
@@ -446,10 +448,14 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
             passages = reranker.rerank(item.question, query, passages)
         units, _, matrix, _ = scorer.features(item.question, query, passages)
         labels = np.array([labeller.holds_answer(item, " ".join(x.text for x in unit)) for unit in units], dtype=bool)
-        ruled = rules.answer(item.question, query, passages[:top_k]) if rules is not None else None
-        first = None if ruled is None or ruled.abstained else rules.primary(
-            rules.gather(item.question, query, passages[:top_k]))
+        first, text = None, ""
+        if rules is not None:  # what the rules quote first, and their answer (as ``answer`` composes it)
+            evidence = rules.gather(item.question, query, passages[:top_k])
+            units = rules.select(evidence)  # the first is what it quotes first
+            if units:
+                first = units[0]
+                text = rules.compose(evidence, passages[:top_k], extractive_pieces(units), 0.0).text
         samples.append(Sample(name, item.id, labeller.group(item), item.answerable, matrix, labels,
-                              first is None, first is not None and labeller.holds_answer(item, ruled.text),
+                              first is None, first is not None and labeller.holds_answer(item, text),
                               first.score if first is not None else 0.0))
     return samples
