@@ -155,9 +155,9 @@ def _query_words(query: str) -> str:
     """The query's words as the files store reads them: bm25s keeps words of two characters or
     more and leaves English stop words out of a query (« the » in an English question would
     otherwise match the corpus's English titles)."""
-    from bm25s.stopwords import STOPWORDS_EN
+    import bm25s
 
-    return " ".join(w for w in re.findall(r"(?u)\b\w\w+\b", query.lower()) if w not in STOPWORDS_EN)
+    return " ".join(bm25s.tokenize(query, stemmer=None, return_ids=False, show_progress=False)[0])
 
 
 @lru_cache(maxsize=1)

@@ -139,20 +139,26 @@ def assistant_config(assistant: Any) -> dict[str, Any]:
             "index_built_at": manifest.get("built_at"), "index_chunks": manifest.get("chunks")}
 
 
+def _engine_part(assistant: Any, attribute: str) -> Any:
+    """``attribute`` of the answer engine, or else of the first engine it wraps that has it (a
+    generated-answer engine wraps the extractive one, the gate wraps the rules)."""
+    engine = getattr(assistant, "answerer", None)
+    while engine is not None:
+        if hasattr(engine, attribute):
+            return getattr(engine, attribute)
+        engine = getattr(engine, "extractive", None) or getattr(engine, "rules", None)
+    return None
+
+
 def _rules_threshold(assistant: Any) -> float | None:
     """The rule-based engine's score threshold in use: the setting, or the calibration file's."""
-    engine = getattr(assistant, "answerer", None)
-    for wrapper in ("extractive", "rules"):  # a generated-answer engine, the gate
-        engine = getattr(engine, wrapper, engine)
-    return getattr(engine, "abstain_threshold", assistant.settings.abstain_threshold)
+    threshold = _engine_part(assistant, "abstain_threshold")
+    return assistant.settings.abstain_threshold if threshold is None else threshold
 
 
 def _calibration(assistant: Any) -> dict[str, Any] | None:
     """The calibrated scorer's file, fingerprint, threshold and the datasets it was fitted on."""
-    scorer = getattr(getattr(assistant, "answerer", None), "scorer", None)
-    if scorer is None:  # a generated-answer engine wraps the extractive one
-        scorer = getattr(getattr(getattr(assistant, "answerer", None), "extractive", None), "scorer", None)
-    calibration = getattr(scorer, "calibration", None)
+    calibration = getattr(_engine_part(assistant, "scorer"), "calibration", None)
     return calibration.describe() if calibration is not None else None
 
 
