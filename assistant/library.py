@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .corpus import SUPPORTED_SUFFIXES, read_corpus
 from .errors import AssistantError
-from .index import Index
+from .stores import Store
 
 TRASH = ".corbeille"
 _MAX_NAME = 120
@@ -50,7 +50,7 @@ class Library:
         self.root, self.max_bytes = Path(corpus_dir), max_bytes
         self._read: tuple[tuple, list, list] | None = None  # the folder's signature and what was read
 
-    def catalogue(self, index: Index) -> list[DocumentInfo]:
+    def catalogue(self, index: Store) -> list[DocumentInfo]:
         """Every file of the folder, readable or not, with what the published ``index`` holds of it.
         The folder is read again only when a file's size or time changed (a PDF of 1,000 pages
         takes seconds to read)."""

@@ -1,42 +1,20 @@
-"""Hybrid retrieval: the store's dense (cosine) and lexical (French) searches, fused."""
+"""Hybrid retrieval: the store's dense (cosine) and lexical (French) searches, fused. Only the
+``stores.Store`` methods are read: any location (files, PostgreSQL, memory) serves it alike."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from .embeddings import Embedder
-from .index import Index
+from .stores import Store
+from .types import Passage
 
 MODES = ("hybrid", "dense", "bm25")
 FUSIONS = ("rrf", "weighted")
 
 
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved chunk: its verbatim text and where it sits in the source file."""
-
-    chunk_id: str
-    text: str
-    document: str
-    title: str
-    source: str
-    section: str
-    start: int
-    end: int
-    score: float  # the ranking key: the fused score, or the reranker's probability (reranking.py)
-    dense_score: float  # cosine between the query and the passage
-    bm25_score: float
-    page: int | None = None  # PDF page (None for other formats)
-    url: str | None = None  # the document's web address, when known
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 class Retriever:
     """Ranks the index's chunks for a query; one query embedding serves every stage."""
 
-    def __init__(self, index: Index, embedder: Embedder, mode: str = "hybrid", fusion: str = "rrf",
+    def __init__(self, index: Store, embedder: Embedder, mode: str = "hybrid", fusion: str = "rrf",
                  rrf_k: int = 60, dense_weight: float = 0.5, candidate_pool: int = 20) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
@@ -44,19 +22,19 @@ class Retriever:
             raise ValueError(f"fusion must be one of {FUSIONS}")
         self.index, self.embedder = index, embedder
         self.mode, self.fusion, self.rrf_k, self.dense_weight = mode, fusion, rrf_k, dense_weight
-        self.pool = min(candidate_pool, len(index.chunks))
+        self.pool = min(candidate_pool, index.count_passages())
 
     def retrieve(self, query: str, k: int = 5, mode: str | None = None) -> list[Passage]:
         mode = mode or self.mode
         vector = self.embedder.embed_query(query)
-        store, known = self.index.store, self.index.chunk_by_id
-        dense = store.dense_search(vector, self.pool) if mode != "bm25" else {}
-        lexical = store.lexical_search(query, self.pool) if mode != "dense" else {}
-        if not (dense.keys() <= known.keys() and lexical.keys() <= known.keys()):
+        index = self.index
+        dense = index.dense_search(vector, self.pool) if mode != "bm25" else {}
+        lexical = index.lexical_search(query, self.pool) if mode != "dense" else {}
+        if not all(map(index.has_chunk, [*dense, *lexical])):
             # A shared store updated by another process since this index was loaded: its new
             # passages are read once this process loads that version (``Assistant`` refreshes).
-            dense = {cid: score for cid, score in dense.items() if cid in known}
-            lexical = {cid: score for cid, score in lexical.items() if cid in known}
+            dense = {cid: score for cid, score in dense.items() if index.has_chunk(cid)}
+            lexical = {cid: score for cid, score in lexical.items() if index.has_chunk(cid)}
         if mode == "dense":
             fused = dense
         elif mode == "bm25":
@@ -71,13 +49,13 @@ class Retriever:
             fused = {cid: self.dense_weight * dense.get(cid, 0.0)
                      + (1 - self.dense_weight) * lexical.get(cid, 0.0) / top_lexical
                      for cid in set(dense) | set(lexical)}
-        ranked = sorted(fused, key=lambda cid: (-fused[cid], self.index.chunk_position[cid]))[:k]
+        ranked = sorted(fused, key=lambda cid: (-fused[cid], index.position(cid)))[:k]
         passages = []
         for chunk_id in ranked:
-            chunk = self.index.chunk_by_id[chunk_id]
+            chunk = index.chunk(chunk_id)
             cosine = dense.get(chunk_id)
             if cosine is None:
-                cosine = float(self.index.chunk_vectors[self.index.chunk_position[chunk_id]] @ vector)
+                cosine = float(index.chunk_vector(chunk_id) @ vector)
             passages.append(Passage(chunk_id=chunk.id, text=chunk.text, document=chunk.document,
                                     title=chunk.title, source=chunk.source, section=chunk.section,
                                     start=chunk.start, end=chunk.end, score=round(fused[chunk_id], 6),

@@ -126,12 +126,12 @@ def run_llama_index(corpus: Path, asked: list[str], work: Path) -> dict:
     from assistant.config import load_settings
     from assistant.corpus import load_corpus
     from assistant.embeddings import Embedder
-    from assistant.index import configure_llama_index
+    from assistant.stores.files import llama_embedding
 
     settings = load_settings(corpus_dir=corpus, index_dir=work / "index", data_dir=work / "data",
                              embedding_backend="torch")
     started = time.perf_counter()
-    embed_model = configure_llama_index(Embedder.from_settings(settings))
+    embed_model = llama_embedding(Embedder.from_settings(settings))
     begun = time.perf_counter()
     documents = [Document(text=d.text, id_=d.id, metadata={"title": d.title}) for d in load_corpus(corpus)]
     index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)

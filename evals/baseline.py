@@ -27,12 +27,12 @@ class LlamaIndexBaseline:
         from llama_index.core.node_parser import SentenceSplitter
 
         from assistant.corpus import load_corpus
-        from assistant.index import configure_llama_index
+        from assistant.stores.files import llama_embedding
 
         started = time.perf_counter()
         self.settings = assistant.settings
         self.top_k = top_k
-        self.embed_model = configure_llama_index(assistant.embedder)
+        self.embed_model = llama_embedding(assistant.embedder)  # given to llama-index, never set globally
         self.documents = {d.id: d for d in load_corpus(self.settings.corpus_dir)}
         llama_documents = [LlamaDocument(text=d.text, id_=d.id, metadata={"title": d.title, "source": d.source})
                            for d in self.documents.values()]
@@ -83,8 +83,7 @@ class LlamaIndexBaseline:
             return Answer(text="", citations=(), abstained=False, query=question, question=question,
                           language=language, engine=NAME, timings={"retrieval_ms": retrieved_ms})
         top = passages[0]
-        citation = Citation(number=1, text=top.text, document=top.document, title=top.title, source=top.source,
-                            section=top.section, start=top.start, end=top.end, score=top.score)
+        citation = Citation(number=1, passage=top, score=top.score)
         return Answer(text=f"{top.text} [1]", citations=(citation,), abstained=False, query=question,
                       question=question, language=language, engine=NAME,
                       timings={"retrieval_ms": retrieved_ms,

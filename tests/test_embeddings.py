@@ -131,7 +131,7 @@ def test_an_export_of_another_version_is_made_again(tmp_path):
     assert onnx_int8_model(load_model, target) == target / "model.onnx"
 
 def test_index_records_the_backend(assistant, torch_embedder):
-    from assistant.index import stale_reasons
+    from assistant.stores.manifest import stale_reasons
 
     assert assistant.index.manifest["embedding_backend"].startswith("onnx-int8/")
     settings = assistant.settings.with_overrides(embedding_backend="torch")

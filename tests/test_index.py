@@ -11,10 +11,13 @@ import pytest
 
 from assistant.config import load_settings
 from assistant.errors import AssistantError
-from assistant.index import ensure_index, load_index, read_manifest, stale_reasons
+from assistant.index import ensure_index
+from assistant.stores.files import load_index
+from assistant.stores.manifest import read_manifest, stale_reasons
 from assistant.retrieval import Retriever
 
 from .conftest import CORPUS_DIR
+from .fakes import stored_vectors
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +38,9 @@ def test_round_trip_gives_the_same_index_and_results(tmp_path, corpus_copy, embe
     built = ensure_index(settings, embedder, log=lambda m: None)
     loaded = load_index(settings.index_dir, embedder)
     assert [c.to_dict() for c in loaded.chunks] == [c.to_dict() for c in built.chunks]
-    assert np.allclose(loaded.sentence_vectors, built.sentence_vectors)
-    assert np.allclose(loaded.chunk_vectors, built.chunk_vectors, atol=1e-6)
+    (loaded_chunks, loaded_sentences, _), (built_chunks, built_sentences, _) = stored_vectors(loaded), stored_vectors(built)
+    assert np.allclose(loaded_sentences, built_sentences)
+    assert np.allclose(loaded_chunks, built_chunks, atol=1e-6)
     question = "Quels pays accueillaient les camps de réfugiés consultés ?"
     for mode in ("dense", "bm25", "hybrid"):
         a = Retriever(built, embedder).retrieve(question, 3, mode=mode)
@@ -171,8 +175,7 @@ def test_update_reports_what_changed_and_what_was_left_out(tmp_path, corpus_copy
     # The index updated in place answers exactly as one built from scratch.
     full = ensure_index(_settings(corpus_copy, tmp_path / "full"), embedder, log=lambda m: None)
     assert [c.to_dict() for c in index.chunks] == [c.to_dict() for c in full.chunks]
-    for mine, theirs in ((index.chunk_vectors, full.chunk_vectors), (index.sentence_vectors, full.sentence_vectors),
-                         (index.heading_vectors, full.heading_vectors)):
+    for mine, theirs in zip(stored_vectors(index), stored_vectors(full)):
         assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-4)
     question = "Où la réunion de mars 2024 s'est-elle tenue ?"
     assert [p.chunk_id for p in Retriever(index, embedder).retrieve(question, 5)] == \
@@ -254,6 +257,6 @@ def test_phrase_vectors_read_their_passage_header(assistant, embedder):
     read = embedder.embed_passages([chunk.context_header + sentence.text for chunk, sentence in pairs])
     bare = embedder.embed_passages([sentence.text for _, sentence in pairs])
     for (_, sentence), with_header, alone in zip(pairs, read, bare):
-        stored = index.sentence_vectors[index.sentence_position[sentence.id]]
+        stored = index.sentence_vector(sentence.id)
         assert float(stored @ with_header) > 0.9999
         assert float(stored @ alone) < 0.99

@@ -18,10 +18,11 @@ from assistant import Assistant
 from assistant.config import load_settings
 from assistant.errors import AssistantError
 from assistant.index import ensure_index, update_index
-from assistant.postgres import PostgresLocation, connect, database_url
+from assistant.stores.postgres import PostgresLocation, connect, database_url
 from assistant.retrieval import Retriever
 
 from .conftest import CORPUS_DIR, DEV_SET
+from .fakes import stored_vectors
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +65,7 @@ def test_round_trip_matches_the_files_store(data_dir, embedder, assistant):
     index = ensure_index(settings, embedder, log=lambda m: None)
     files = assistant.index
     assert [c.to_dict() for c in index.chunks] == [c.to_dict() for c in files.chunks]
-    for mine, theirs in ((index.chunk_vectors, files.chunk_vectors), (index.sentence_vectors, files.sentence_vectors),
-                         (index.heading_vectors, files.heading_vectors)):
+    for mine, theirs in zip(stored_vectors(index), stored_vectors(files)):
         assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=1e-6)
     assert index.manifest["corpus"] == files.manifest["corpus"]
     # Loaded again (another process would read this): the same index.
@@ -290,7 +290,7 @@ def test_the_embedded_server_stops_with_its_last_user_even_after_a_kill(tmp_path
     import psutil
 
     data = tmp_path / "data"
-    script = ("import sys, time\nfrom assistant.config import load_settings\nfrom assistant.postgres import database_url\n"
+    script = ("import sys, time\nfrom assistant.config import load_settings\nfrom assistant.stores.postgres import database_url\n"
               "database_url(load_settings(env={}, data_dir=sys.argv[1], vector_store='postgres'))\n"
               "print('up', flush=True)\ntime.sleep(float(sys.argv[2]))\n")
     killed = subprocess.Popen([sys.executable, "-c", script, str(data), "120"], stdout=subprocess.PIPE, text=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.index import load_index
+from assistant.stores.files import load_index
 from evals.dataset import load_dataset
 from evals.metrics import first_hit_rank
 
@@ -53,11 +53,11 @@ def test_bm25_folds_accents_and_stems_french(assistant):
 
 def test_stemmer_is_restored_after_loading(assistant, embedder, settings):
     reloaded = load_index(settings.index_dir, embedder)
-    assert reloaded.store.bm25.stemmer.stemWord("consultations") == "consult"
+    assert reloaded.backend.bm25.stemmer.stemWord("consultations") == "consult"
     # A loaded index searches as the one just built (bm25s then returns stored nodes, not positions).
     for query in ("consulte refugie", "forces de defense et de securite", "Barkhane"):
-        assert reloaded.store.lexical_search(query, 4) == assistant.index.store.lexical_search(query, 4), query
-        assert len(reloaded.store.lexical_search(query, 50)) <= len(reloaded.chunks)
+        assert reloaded.lexical_search(query, 4) == assistant.index.lexical_search(query, 4), query
+        assert len(reloaded.lexical_search(query, 50)) <= len(reloaded.chunks)
 
 
 def test_english_question_retrieves_the_french_passage(assistant):

@@ -25,13 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import Chunk, Sentence
-from .config import Settings
-from .corpus import Document
-from .embeddings import Embedder
-from .errors import AssistantError
-from .index import Embedded, Index, stale_reasons
-from .text import fold_accents, stopwords
+from ..chunking import Chunk
+from ..config import Settings
+from ..corpus import Document
+from ..embeddings import Embedder
+from ..errors import AssistantError
+from ..text import fold_accents, stopwords
+from ..types import Sentence
+from .base import Embedded, Index, locations
+from .manifest import stale_reasons
 
 SCHEMA_VERSION = 2  # 2: postings for BM25
 DATABASE = "assistant"
@@ -197,13 +199,13 @@ def _meta(conn: Any, key: str) -> Any:
     return None if row is None else row[0]
 
 
-class PostgresStore:
+class PostgresSearch:
     """Dense and lexical search in the database; one connection per thread."""
 
     def __init__(self, url: str, schema: str) -> None:
         self.url, self.schema = url, schema
         self._local = threading.local()
-        # ``version`` is asked from a short-lived thread every few seconds: one connection for it.
+        # ``published_version`` is asked from a short-lived thread every few seconds: one connection for it.
         self._version_lock = threading.Lock()
         self._version_conn: Any = None
 
@@ -228,19 +230,24 @@ class PostgresStore:
         rows = self._conn().execute(_LEXICAL, {"q": _query_words(query), "k": k, "stop": _stop_words()}).fetchall()
         return {chunk_id: float(score) for chunk_id, score in rows if score > 0}
 
-    def version(self) -> str:
+    def published_version(self) -> str:
         with self._version_lock:
             if self._version_conn is None or self._version_conn.closed:
                 self._version_conn = connect(self.url, self.schema)
             return str(_meta(self._version_conn, "generation") or 0)
 
 
+@locations.register("postgres")
 class PostgresLocation:
-    """The index in PostgreSQL: ``index.IndexLocation`` for ``vector_store = "postgres"``."""
+    """The index in PostgreSQL: the ``IndexLocation`` of ``vector_store = "postgres"``."""
 
     def __init__(self, settings: Settings) -> None:
         self.url, self.schema = database_url(settings), settings.database_schema
         self.settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PostgresLocation":
+        return cls(settings)
 
     def describe(self) -> str:
         return f"PostgreSQL ({_redacted(self.url)}, schéma {self.schema})"
@@ -282,10 +289,10 @@ class PostgresLocation:
             sentence_vectors = stack([vectors[s.id] for s in sentences])
         except KeyError as exc:
             raise AssistantError(f"L'index dans {self.describe()} est incomplet : `assistant index --force`.") from exc
-        return Index(path=Path(self.settings.data_dir) / "postgres", manifest=manifest, chunks=chunks,
-                     sentences=sentences, sentence_vectors=sentence_vectors,
-                     chunk_vectors=stack([r[1] for r in rows]), heading_vectors=stack([r[2] for r in rows]),
-                     store=PostgresStore(self.url, self.schema), version=str(generation or 0))
+        return Index(Path(self.settings.data_dir) / "postgres", manifest, chunks, sentences,
+                     chunk_vectors=stack([r[1] for r in rows]), sentence_vectors=sentence_vectors,
+                     heading_vectors=stack([r[2] for r in rows]), backend=PostgresSearch(self.url, self.schema),
+                     version=str(generation or 0))
 
     def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index:
@@ -331,10 +338,8 @@ class PostgresLocation:
                     conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(staging, live))
                     conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(old))
         # What was just written, without reading it back.
-        return Index(path=Path(self.settings.data_dir) / "postgres", manifest=built.manifest, chunks=built.chunks,
-                     sentences=built.sentences, sentence_vectors=built.sentence_vectors,
-                     chunk_vectors=built.chunk_vectors, heading_vectors=built.heading_vectors,
-                     store=PostgresStore(self.url, self.schema), version=str(generation + 1))
+        return Index.from_embedded(built, Path(self.settings.data_dir) / "postgres",
+                                   PostgresSearch(self.url, self.schema), str(generation + 1))
 
     @staticmethod
     def _write_document(conn: Any, document: Document, chunks: list[tuple[Chunk, int]], built: Embedded,
