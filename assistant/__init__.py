@@ -1,8 +1,7 @@
 """Question answering with citations over the Interpeace / IMRAP Mali programme documents."""
 
-from .answering import Answer, Citation
 from .api import Assistant
 from .errors import AssistantError
-from .retrieval import Passage
+from .types import Answer, Citation, Passage
 
 __all__ = ["Assistant", "Answer", "Citation", "Passage", "AssistantError"]

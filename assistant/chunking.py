@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Callable
 
 from .corpus import Document
+from .types import Sentence
 
 # Bump when the splitting rules change: built indexes record it and are rebuilt.
 CHUNKER_VERSION = 5  # 4: long unpunctuated lines are prose, not list items; 5: chunks carry their page
@@ -25,22 +26,6 @@ _SENTENCE_END = re.compile(r"[.!?;:,]$")
 _ELLIPSIS = re.compile(r"(\.\.\.|…)$")
 # An enumeration item is short: a longer line without closing punctuation is prose that lacks it.
 _ITEM_MAX_WORDS = 40
-
-
-@dataclass(frozen=True)
-class Sentence:
-    id: str
-    chunk_id: str
-    document: str
-    section: str
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    in_list: bool  # an item of an enumeration
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

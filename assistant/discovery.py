@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Iterable
 
-from .answering import Citation
+from .types import Citation, Passage
 from .chunking import Chunk, Sentence
 
 _MONTHS = {name: n for n, names in enumerate((
@@ -81,9 +81,8 @@ class Discovery:
 
 def citation_of(chunk: Chunk, sentences: Iterable[Sentence], number: int = 1) -> Citation:
     """The passage ``chunk`` cited for ``sentences`` (highlighted)."""
-    return Citation(number=number, text=chunk.text, document=chunk.document, title=chunk.title, source=chunk.source,
-                    section=chunk.section, start=chunk.start, end=chunk.end, score=1.0,
-                    highlights=tuple((s.start, s.end) for s in sentences), page=chunk.page, url=chunk.url)
+    return Citation(number=number, passage=Passage.of_chunk(chunk), score=1.0,
+                    highlights=tuple((s.start, s.end) for s in sentences))
 
 
 def expansion_of(acronym: str, before: str) -> str | None:

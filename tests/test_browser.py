@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from assistant.answering import Answer, Citation
+from assistant.types import Answer, Citation, Passage
 from assistant.feedback import FeedbackStore
 
 from .conftest import free_port
@@ -293,9 +293,10 @@ class HostileAssistant:
             time.sleep(1.0 if slow else 0.3)
             yield piece
         start = self.text.index(EVIL)
-        citation = Citation(number=1, text=self.text, document="evil", title=self.chunk.title, source="evil.txt",
-                            section=self.chunk.section, start=0, end=len(self.text), score=0.9,
-                            highlights=((start, start + len(EVIL)),))
+        passage = Passage(chunk_id=self.chunk.id, text=self.text, document="evil", title=self.chunk.title,
+                          source="evil.txt", section=self.chunk.section, start=0, end=len(self.text), score=0.9,
+                          dense_score=0.9, bm25_score=0.0)
+        citation = Citation(number=1, passage=passage, score=0.9, highlights=((start, start + len(EVIL)),))
         yield Answer(text="".join(pieces), citations=(citation,), abstained=False, query=question, question=question,
                      language="fr", engine="stub")
 
