@@ -12,20 +12,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .answering import Answer, ExtractiveAnswerer
 from .chat import FollowUpRewriter, small_talk, small_talk_reply, validate_history, without_greeting
 from .discovery import Discovery, Explorer, candidate_questions
-from .config import Settings, load_settings
+from .config import Settings, load_settings, prepare_environment
+from .context import PipelineContext
 from .embeddings import Embedder
+from .engines import AnswerEngine, create_engine, engines
 from .errors import AssistantError
-from .index import Index, ensure_index, load_published, stale_reasons, update_index
+from .index import ensure_index, load_published, update_index
 from .reranking import Reranker
-from .retrieval import Passage, Retriever
+from .retrieval import Retriever
+from .selectors import selectors
+from .stores import Index
+from .stores.manifest import stale_reasons
 from .text import guess_language, require_utf8
+from .types import Answer, Passage
 
 log = logging.getLogger("assistant")
-ENGINES = ("extractive", "llm", "openai")
-ANSWER_SCORERS = ("rules", "calibrated", "gated")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class Pipeline:
     index: Index
     retriever: Retriever
     reranker: Reranker | None  # None: the retrieval order stands
-    answerer: Any
+    engine: AnswerEngine
     rewriter: FollowUpRewriter
+    context: PipelineContext  # what the pieces share (calibration, scorer, language models)
 
 
 class Assistant:
@@ -61,8 +65,8 @@ class Assistant:
         return self.pipeline.retriever
 
     @property
-    def answerer(self) -> Any:
-        return self.pipeline.answerer
+    def engine(self) -> AnswerEngine:
+        return self.pipeline.engine
 
     @property
     def rewriter(self) -> FollowUpRewriter:
@@ -73,6 +77,7 @@ class Assistant:
              settings: Settings | None = None, force_rebuild: bool = False,
              show_progress: bool = False, **overrides: Any) -> "Assistant":
         """Load (building when missing or stale) the index and the engine."""
+        prepare_environment()  # the Python API's entry: offline, like the CLI
         if index_dir is not None:
             overrides["index_dir"] = index_dir
         if engine is not None:
@@ -87,47 +92,39 @@ class Assistant:
         return cls._compose(settings, embedder, index)
 
     @classmethod
+    def from_index(cls, index: Index, embedder: Embedder, settings: Settings | None = None) -> "Assistant":
+        """An assistant over an index already in memory (built by another program, or a test's
+        in-memory store): nothing is read or built."""
+        return cls._compose(settings or load_settings(), embedder, index)
+
+    @classmethod
     def _compose(cls, settings: Settings, embedder: Embedder, index: Index,
                  backends: dict[tuple, Any] | None = None) -> "Assistant":
+        """The pipeline over ``index``: the engine and its selector by name from ``settings``."""
         _check_engine(settings)
+        context = PipelineContext(settings, index, embedder, {} if backends is None else backends)
         retriever = Retriever(index, embedder, mode=settings.retrieval_mode, fusion=settings.fusion,
                               rrf_k=settings.rrf_k, dense_weight=settings.dense_weight,
                               candidate_pool=settings.candidate_pool)
-        gated = settings.answer_scorer == "gated" and settings.engine == "extractive"
-        scorer = None
-        if settings.rerank or gated or settings.answer_scorer == "calibrated":
-            from .calibration import Calibration
-            from .evidence import EvidenceScorer
-
-            scorer = EvidenceScorer(index, embedder, Calibration.load(settings.calibration or None))
         reranker = None
-        if settings.rerank and scorer is not None:
-            if scorer.calibration.reranker is None:
+        if settings.rerank:
+            if context.calibration.reranker is None:
                 log.warning("rerank : la calibration %s n'a pas de modèle de reclassement (relancez "
-                            "`assistant calibrate`) ; l'ordre de la recherche est gardé.", scorer.calibration.path)
+                            "`assistant calibrate`) ; l'ordre de la recherche est gardé.", context.calibration.path)
             else:
-                reranker = Reranker(scorer, scorer.calibration.reranker)
-        if settings.answer_scorer == "calibrated":
-            from .calibrated import CalibratedAnswerer
+                reranker = Reranker(context.scorer, context.calibration.reranker)
+        engine = create_engine(context)
+        rewriter = FollowUpRewriter(condense=engine.condense)
+        return cls(settings, embedder, Pipeline(index, retriever, reranker, engine, rewriter, context),
+                   context.backends)
 
-            answerer: Any = CalibratedAnswerer(index, embedder, scorer, max_sentences=1)  # one sentence (issue 10)
-        else:
-            answerer = rules_answerer(settings, index, embedder)
-            if gated:
-                from .calibrated import AbstentionGate
-
-                answerer = AbstentionGate(answerer, scorer, settings.top_k)
-        rewriter = FollowUpRewriter()
-        backends = {} if backends is None else backends
-        if settings.engine != "extractive":
-            from .generation import GenerativeAnswerer
-            from .grounding import Verifier
-
-            answerer = GenerativeAnswerer(answerer, _backend(settings, backends),
-                                          Verifier(embedder, settings.llm_min_support_cross_lingual),
-                                          max_tokens=settings.llm_max_tokens)
-            rewriter = FollowUpRewriter(condense=answerer.condense)
-        return cls(settings, embedder, Pipeline(index, retriever, reranker, answerer, rewriter), backends)
+    def describe(self) -> dict[str, Any]:
+        """The answering pipeline as configured: engine, selector and their thresholds, the
+        calibration file when one is read (what an eval's configuration records)."""
+        pipeline = self.pipeline
+        calibration = pipeline.context.calibration_if_loaded()
+        return {**pipeline.engine.describe(), "rerank": pipeline.reranker is not None,
+                "calibration": calibration.describe() if calibration is not None else None}
 
     def variant(self, **overrides: Any) -> "Assistant":
         """The same model and index with other query-time settings (retrieval_mode, top_k, engine,
@@ -161,7 +158,7 @@ class Assistant:
             return False  # this process is publishing one itself
         try:
             index = self.pipeline.index
-            if index.store.version() == index.version:
+            if index.published_version() == index.version:
                 return False
             try:
                 fresh = load_published(self.settings, self.embedder)
@@ -241,7 +238,7 @@ class Assistant:
         k = _check_k(k, self.settings.top_k)
         self._check_for_newer_index()
         pipeline = self.pipeline
-        index, answerer = pipeline.index, pipeline.answerer
+        index, engine = pipeline.index, pipeline.engine
         turns = validate_history(history)
         talk = small_talk(question)
         if talk is not None:  # a greeting, thanks or « aide »: a reply, not a search
@@ -258,19 +255,18 @@ class Assistant:
         turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
         query = pipeline.rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
-        # The reranker and the calibrated scorer read the whole candidate pool; the answer keeps k passages.
-        scorer, engine = self.settings.answer_scorer, self.settings.engine
-        wide = pipeline.reranker is not None or scorer == "calibrated" or (scorer == "gated" and engine == "extractive")
+        # The reranker and the calibrated scorers read the whole candidate pool; the answer keeps k passages.
+        wide = pipeline.reranker is not None or engine.reads_pool
         passages = pipeline.retriever.retrieve(query, max(k, self.settings.candidate_pool) if wide else k)
         if pipeline.reranker is not None:
             passages = pipeline.reranker.rerank(question, query, passages)
         retrieved = time.perf_counter()
-        for piece in answerer.stream(question, query, passages):
+        for piece in engine.stream(question, query, passages):
             if isinstance(piece, Answer):
                 timings = {"rewrite_ms": _ms(started, rewritten), "retrieval_ms": _ms(rewritten, retrieved),
                            **piece.timings, "total_ms": _ms(started, time.perf_counter())}
-                yield Answer(**{**piece.__dict__, "timings": timings, "retrieved": piece.retrieved[:k],
-                                "notices": (*notices, *piece.notices, *_language_notice(piece))})
+                yield replace(piece, timings=timings, retrieved=piece.retrieved[:k],
+                              notices=(*notices, *piece.notices, *_language_notice(piece)))
             else:
                 yield piece
 
@@ -294,24 +290,6 @@ class Assistant:
         return question, notices
 
 
-def rules_answerer(settings: Settings, index: Index, embedder: Embedder) -> ExtractiveAnswerer:
-    """The rule-based extractive engine with its settings (also what ``assistant calibrate`` gates);
-    its score threshold is the setting, or else the calibration file's fitted one."""
-    threshold = settings.abstain_threshold
-    if threshold is None:
-        from .calibration import Calibration
-
-        calibration = Calibration.load(settings.calibration or None)
-        if calibration.rules_threshold is None:
-            raise AssistantError(f"La calibration {calibration.path} n'a pas de seuil pour les règles : relancez "
-                                 "`assistant calibrate` ou donnez le réglage abstain_threshold.")
-        threshold = calibration.rules_threshold
-    return ExtractiveAnswerer(index, embedder, abstain_threshold=threshold,
-                              max_sentences=settings.max_answer_sentences, max_chars=settings.max_answer_chars,
-                              unmatched_min_similarity=settings.unmatched_min_similarity,
-                              cross_lingual_min_similarity=settings.cross_lingual_min_similarity)
-
-
 def _language_notice(answer: Answer) -> tuple[str, ...]:
     """An English question answered with quotes in French says so (in English)."""
     quoted = " ".join(q for c in answer.citations for q in c.quotes)
@@ -321,11 +299,9 @@ def _language_notice(answer: Answer) -> tuple[str, ...]:
 
 
 def _check_engine(settings: Settings) -> None:
-    if settings.engine not in ENGINES:
-        raise ValueError(f"Moteur inconnu « {settings.engine} » : choisissez parmi {', '.join(ENGINES)}.")
-    if settings.answer_scorer not in ANSWER_SCORERS:
-        raise ValueError(f"answer_scorer inconnu « {settings.answer_scorer} » : choisissez parmi "
-                         f"{', '.join(ANSWER_SCORERS)}.")
+    """Unknown engine or selector names fail before anything is loaded (ValueError, in French)."""
+    engines.get(settings.engine)
+    selectors.get(settings.answer_scorer)
 
 
 def _check_k(k: Any, default: int) -> int:
@@ -338,23 +314,3 @@ def _check_k(k: Any, default: int) -> int:
 
 def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 2)
-
-
-def _backend(settings: Settings, cache: dict[tuple, Any]) -> Any:
-    """The language model for an engine, created once per configuration."""
-    from .generation import LlamaCppBackend, OpenAICompatibleBackend
-
-    if settings.engine == "openai":
-        key = ("openai", settings.llm_base_url, settings.llm_model)
-        if key not in cache:
-            cache[key] = OpenAICompatibleBackend(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
-                                                 settings.llm_timeout)
-        return cache[key]
-    from .gguf import assemble
-
-    path = Path(settings.llm_model_path) if settings.llm_model_path else None
-    key = ("llm", str(path), settings.llm_context, settings.llm_threads)
-    if key not in cache:
-        cache[key] = LlamaCppBackend(path or assemble(settings.cache_dir), settings.llm_context,
-                                     settings.llm_threads or None)
-    return cache[key]

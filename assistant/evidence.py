@@ -24,15 +24,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .answering import Unit
+from .selectors.base import Unit
 from .calibration import Calibration
 from .chunking import Chunk, Sentence, enumerations
 from .embeddings import Embedder
 from .errors import AssistantError
-from .index import Index
+from .stores import Index
 from .answer_types import (ANSWER_TYPES, QUESTION_WORDS, QuestionProfile, new_facts, profile_question,
                         question_words, sentence_facts)
-from .retrieval import Passage
+from .types import Passage
 from .safety import is_instruction
 from .text import token_stems, words
 
@@ -122,10 +122,10 @@ class EvidenceScorer:
         # Each sentence's analysis is made when a question first reaches it and kept (bounded): made for
         # every sentence at start, it took 1.1 GB and a minute at 20 MB of text, for the few dozen
         # sentences a question reads.
-        self._tokens = _Cached(lambda p: [] if sentences[p].id in ignored else token_stems(sentences[p].text))
+        self._tokens = _Cached(lambda i: [] if i in ignored else token_stems(index.sentence(i).text))
         self._stems = _Cached(lambda p: frozenset(t for t in self._tokens[p] if t))
-        self._facts = _Cached(lambda p: sentence_facts(sentences[p].text))
-        self._words = _Cached(lambda p: question_words(sentences[p].text))
+        self._facts = _Cached(lambda i: sentence_facts(index.sentence(i).text))
+        self._words = _Cached(lambda i: question_words(index.sentence(i).text))
         headers: dict[str, frozenset[str]] = {}  # many chunks share a "title › section" header
 
         def header_stems(header: str) -> frozenset[str]:
@@ -196,7 +196,7 @@ class EvidenceScorer:
         units: list[tuple[Sentence, ...]] = []
         owners: list[int] = []
         for rank, passage in enumerate(passages):
-            chunk = index.chunk_by_id[passage.chunk_id]
+            chunk = index.chunk(passage.chunk_id)
             sentences = tuple(s for s in chunk.sentences if s.id not in self._instructions)  # orders are no answers
             units += [(s,) for s in sentences]
             owners += [rank] * len(sentences)
@@ -206,23 +206,22 @@ class EvidenceScorer:
                 owners += [rank] * len(lists)
         if not units:
             return [], list(passages), np.zeros((0, len(FEATURES)), np.float32), profile
-        positions = [[index.sentence_position[s.id] for s in unit] for unit in units]
-        # The sentences in index order: a float32 product's last digits depend on the rows beside it,
-        # and the same pool in another order must give the same features (see ``features``).
-        distinct = sorted({p for ps in positions for p in ps})
-        cosine_of = dict(zip(distinct, (index.sentence_vectors[distinct] @ vector).tolist()))
-        cosines = [max(cosine_of[p] for p in ps) for ps in positions]
+        unit_ids = [[s.id for s in unit] for unit in units]
+        # One product over the sentences in index order (``sentence_cosines``): the same pool in another
+        # order must give the same features (see ``features``).
+        cosine_of = index.sentence_cosines({i for ids in unit_ids for i in ids}, vector)
+        cosines = [max(cosine_of[i] for i in ids) for ids in unit_ids]
         cosines_array = np.array(cosines)
         passage_cosines = np.array([p.dense_score for p in passages])
         bm25 = np.array([p.bm25_score for p in passages])
         bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
         passage_coverage = []
         for passage in passages:
-            chunk = index.chunk_by_id[passage.chunk_id]
+            chunk = index.chunk(passage.chunk_id)
             stems = frozenset().union(self._header_stems(chunk.context_header),
-                                      *(self._stems[index.sentence_position[s.id]] for s in chunk.sentences))
+                                      *(self._stems[s.id] for s in chunk.sentences))
             passage_coverage.append(coverage(stems))
-        unit_coverage = [coverage(frozenset().union(*(self._stems[p] for p in ps))) for ps in positions]
+        unit_coverage = [coverage(frozenset().union(*(self._stems[p] for p in ps))) for ps in unit_ids]
         best_cosine, best_coverage = float(cosines_array.max()), max(unit_coverage)
         # The question's words in each retrieved document: a topic the corpus lacks leaves its rarest words out.
         document_coverage, missing_rare = {}, {}
@@ -246,14 +245,14 @@ class EvidenceScorer:
             ordered = sorted(members, key=lambda i: -cosines[i])
             for r, i in enumerate(ordered):
                 in_passage_rank[i] = r
-        for i, (unit, ps) in enumerate(zip(units, positions)):
+        for i, (unit, ps) in enumerate(zip(units, unit_ids)):
             rank = owners[i]
             passage = passages[rank]
-            chunk = index.chunk_by_id[passage.chunk_id]
+            chunk = index.chunk(passage.chunk_id)
             first = unit[0]
             at = chunk.sentences.index(first)
             window = chunk.sentences[max(0, at - 1):at + len(unit) + 1]  # the unit and a sentence either side
-            neighbours = [index.sentence_position[s.id] for s in window]
+            neighbours = [s.id for s in window]
             stems = frozenset().union(*(self._stems[p] for p in ps))
             facts = [new_facts(self._facts[p], asked) for p in ps]
             typed = sum(len(f.of(profile.answer_type)) for f in facts)
@@ -268,8 +267,8 @@ class EvidenceScorer:
             words_here = self._words[ps[0]] if len(ps) == 1 else frozenset().union(*(self._words[p] for p in ps))
             exact = sum(w for word, w in surface.items() if word in words_here) / surface_total if surface_total else 0.0
             bigrams = _bigram_share(pairs, [t for p in ps for t in self._tokens[p]])
-            around = [index.sentence_position[s.id] for s in window if s not in unit]
-            neighbour = float((index.sentence_vectors[around] @ vector).max()) if around else 0.0
+            around = [s.id for s in window if s not in unit]
+            neighbour = float((index.sentence_matrix(around) @ vector).max()) if around else 0.0
             counts = {kind: sum(f.count(kind) for f in facts) for kind in ("number", "name", "date")}
             length = sum(len(s.text) for s in unit)
             rows.append(q_row + [

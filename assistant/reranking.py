@@ -20,7 +20,7 @@ import numpy as np
 from .calibration import Logistic
 from .errors import AssistantError
 from .evidence import PASSAGE_FEATURES, EvidenceScorer
-from .retrieval import Passage
+from .types import Passage
 
 
 class Reranker:

@@ -129,37 +129,16 @@ def ensure_baseline(configs: list[RunConfig]) -> list[RunConfig]:
 def assistant_config(assistant: Any) -> dict[str, Any]:
     s = assistant.settings
     manifest = getattr(getattr(assistant, "index", None), "manifest", None) or {}
+    described = assistant.describe()
+    selector = described.get("selector", {})
     return {"engine": s.engine, "retrieval_mode": s.retrieval_mode, "top_k": s.top_k, "fusion": s.fusion,
-            "abstain_threshold": _rules_threshold(assistant), "max_answer_sentences": s.max_answer_sentences,
-            "max_answer_chars": s.max_answer_chars,
-            "candidate_pool": s.candidate_pool, "answer_scorer": s.answer_scorer,
-            "calibration": _calibration(assistant),
+            "abstain_threshold": selector.get("abstain_threshold", s.abstain_threshold),
+            "max_answer_sentences": s.max_answer_sentences, "max_answer_chars": s.max_answer_chars,
+            "candidate_pool": s.candidate_pool, "answer_scorer": s.answer_scorer, "selector": selector,
+            "calibration": described.get("calibration"),
             "embedding_model": s.embedding_model, "chunk_target_tokens": s.chunk_target_tokens,
             "corpus_dir": str(s.corpus_dir), "index_dir": str(s.index_dir),
             "index_built_at": manifest.get("built_at"), "index_chunks": manifest.get("chunks")}
-
-
-def _engine_part(assistant: Any, attribute: str) -> Any:
-    """``attribute`` of the answer engine, or else of the first engine it wraps that has it (a
-    generated-answer engine wraps the extractive one, the gate wraps the rules)."""
-    engine = getattr(assistant, "answerer", None)
-    while engine is not None:
-        if hasattr(engine, attribute):
-            return getattr(engine, attribute)
-        engine = getattr(engine, "extractive", None) or getattr(engine, "rules", None)
-    return None
-
-
-def _rules_threshold(assistant: Any) -> float | None:
-    """The rule-based engine's score threshold in use: the setting, or the calibration file's."""
-    threshold = _engine_part(assistant, "abstain_threshold")
-    return assistant.settings.abstain_threshold if threshold is None else threshold
-
-
-def _calibration(assistant: Any) -> dict[str, Any] | None:
-    """The calibrated scorer's file, fingerprint, threshold and the datasets it was fitted on."""
-    calibration = getattr(_engine_part(assistant, "scorer"), "calibration", None)
-    return calibration.describe() if calibration is not None else None
 
 
 def build_runner(assistant: Any, config: RunConfig) -> tuple[Any, dict[str, Any]]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from assistant import Answer, Assistant
-from assistant.answering import ABSTENTION
+from assistant.engines.compose import ABSTENTION
 
 from .conftest import DEV_SET
 
@@ -183,7 +183,7 @@ def test_long_history_is_bounded(assistant):
        st.text(alphabet="abcdeéfghi", min_size=1, max_size=9))
 def test_vocabulary_lookup_matches_the_prefix_rule(stems, stem):
     """The corpus vocabulary answers in time independent of its size, with the same rule as a scan."""
-    from assistant.answering import _Vocabulary, _positions
+    from assistant.selectors.rules import _Vocabulary, _positions
 
     assert _Vocabulary(stems).knows(stem) == bool(_positions([stem], stems))
 

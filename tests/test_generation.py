@@ -94,7 +94,7 @@ def test_follow_up_is_condensed_by_the_model(llm):
 def openai_server(llm, settings):
     import httpx
 
-    model = llm.answerer.backend.model_path
+    model = llm.engine.backend.model_path
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                                 "--port", str(port), "--n_ctx", "2048", "--model_alias", "qwen-local"],
@@ -144,10 +144,11 @@ class ScriptedModel:
 
 
 def _engine(assistant, model):
-    from assistant.generation import GenerativeAnswerer
+    from assistant.engines.generative import GenerativeEngine
     from assistant.grounding import Verifier
 
-    return GenerativeAnswerer(assistant.variant(answer_scorer="rules").answerer, model, Verifier(assistant.embedder))
+    rules = assistant.variant(answer_scorer="rules").engine.selector
+    return GenerativeEngine(rules, model, Verifier(assistant.embedder), assistant.index)
 
 
 def test_a_refused_answer_falls_back_to_the_passages_with_a_notice(assistant):

@@ -81,13 +81,16 @@ def test_the_engine_reuses_the_rerankers_analysis_exactly(assistant):
     every feature are what a fresh analysis of that order gives."""
     import numpy as np
 
+    from assistant.evidence import EvidenceScorer
+
     scorer = assistant.pipeline.reranker.scorer
     for item in _evidence_items()[:15]:
         question = item["question"]
         pool = assistant.retriever.retrieve(question, 20)
         reranked = assistant.pipeline.reranker.rerank(question, question, pool)
         units, owners, matrix, _ = scorer.features(question, question, reranked)
-        fresh_units, fresh_owners, fresh_matrix, _ = scorer._analyse(question, question, reranked)
+        fresh = EvidenceScorer(assistant.index, assistant.embedder, scorer.calibration)  # nothing analysed yet
+        fresh_units, fresh_owners, fresh_matrix, _ = fresh.features(question, question, reranked)
         assert [[s.id for s in u] for u in units] == [[s.id for s in u] for u in fresh_units]
         assert [o.chunk_id for o in owners] == [o.chunk_id for o in fresh_owners]
         assert np.array_equal(matrix, fresh_matrix)

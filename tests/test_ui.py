@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.answering import ABSTENTION
+from assistant.engines.compose import ABSTENTION
 from assistant.errors import AssistantError
 from ui import render
 from ui.access import check_exposure, is_loopback, parse_auth

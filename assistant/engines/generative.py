@@ -1,6 +1,7 @@
-"""Generated answers: a local LLM (llama.cpp) or any OpenAI-compatible server, grounded and verified.
+"""The generative engines ``llm`` (a local model through llama.cpp) and ``openai`` (any
+OpenAI-compatible server): generated answers, grounded and verified.
 
-The extractive engine does the reading: it scores the sentences, decides abstention (before any
+The sentence selector does the reading: it scores the sentences, decides abstention (before any
 generation) and picks the evidence. The language model only rewrites that evidence as a short
 answer in the question's language; ``grounding.Verifier`` then checks what it wrote, and anything
 that fails is replaced by the extractive answer.
@@ -14,15 +15,22 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .answering import Answer, ExtractiveAnswerer, Unit, extractive_pieces, reading_order, unit_text
-from .errors import AssistantError
-from .grounding import CORPUS_LANGUAGE, INSIST, Verifier, build_messages, condense_messages, refusal_notice
-from .retrieval import Passage
+from ..errors import AssistantError
+from ..grounding import CORPUS_LANGUAGE, INSIST, Verifier, build_messages, condense_messages, refusal_notice
+from ..selectors.base import SentenceSelector, Unit, create_selector
+from ..types import Answer, Passage
+from .base import engines
+from .compose import abstention, compose, extractive_pieces, reading_order, unit_text
+
+if TYPE_CHECKING:
+    from ..context import PipelineContext
+    from ..stores import Index
 
 log = logging.getLogger("assistant.generation")
 
@@ -99,36 +107,43 @@ class OpenAICompatibleBackend:
             raise AssistantError(f"Serveur de langage injoignable ({self.base_url}) : {exc}.") from exc
 
 
-class GenerativeAnswerer:
-    """Evidence from the extractive engine, words from a language model, checks by the program."""
+class GenerativeEngine:
+    """Evidence from the sentence selector, words from a language model, checks by the program."""
 
-    def __init__(self, extractive: ExtractiveAnswerer, backend: ChatBackend, verifier: Verifier,
+    reads_pool = False
+
+    def __init__(self, selector: SentenceSelector, backend: ChatBackend, verifier: Verifier, index: "Index",
                  max_tokens: int = 120) -> None:
-        self.extractive, self.backend, self.verifier, self.max_tokens = extractive, backend, verifier, max_tokens
+        self.selector, self.backend, self.verifier, self.index = selector, backend, verifier, index
+        self.max_tokens = max_tokens
         self.name = backend.name
+        self.reads_pool = selector.reads_pool
+        self.condense = self._condense
 
-    def condense(self, question: str, history: list[dict[str, str]]) -> str | None:
+    def describe(self) -> dict[str, Any]:
+        return {"engine": self.name, "selector": self.selector.describe(), "max_tokens": self.max_tokens}
+
+    def _condense(self, question: str, history: list[dict[str, str]]) -> str | None:
         """A standalone version of a follow-up question, written by the model (None if unusable)."""
         text = "".join(self.backend.stream(condense_messages(question, history), max_tokens=60)).strip()
         text = text.strip('"«» ').splitlines()[0].strip() if text else ""
         return text if 3 <= len(text) <= 4 * len(question) + 200 else None
 
-    def answer(self, question: str, query: str, passages: list[Passage]) -> Answer:
+    def answer(self, question: str, query: str, passages: Sequence[Passage]) -> Answer:
         result = None
         for piece in self.stream(question, query, passages):
             result = piece
         assert isinstance(result, Answer)
         return result
 
-    def stream(self, question: str, query: str, passages: list[Passage]) -> Iterator[str | Answer]:
+    def stream(self, question: str, query: str, passages: Sequence[Passage]) -> Iterator[str | Answer]:
         started = time.perf_counter()
-        evidence = self.extractive.gather(question, query, passages)
-        units = self.extractive.select(evidence)
-        if not units:  # retrieval below the abstention checks: no generation at all
-            yield self.extractive.abstain(evidence, passages, started, engine=self.name)
+        selection = self.selector.select(question, query, passages)
+        if selection.abstained:  # retrieval below the abstention checks: no generation at all
+            yield abstention(selection, self.name, started, passages=passages)
             return
-        units = reading_order(units)
-        language = evidence.profile.language
+        units = reading_order(list(selection.units))
+        language = selection.language
         excerpts = [unit_text(u) for u in units]
         messages = build_messages(question, excerpts, language)
         output, first_token = [], None
@@ -150,20 +165,48 @@ class GenerativeAnswerer:
         timings = {"first_token_ms": round(((first_token or generated) - started) * 1000, 1),
                    "generation_ms": round((generated - started) * 1000, 1)}
         if not verdict.ok:
-            answer = self.extractive.compose(evidence, passages, extractive_pieces(units), started,
-                                             engine=self.name,
-                                             notices=(refusal_notice(verdict.kind, language),))
+            answer = compose(selection, extractive_pieces(units), self.name, started,
+                             notices=(refusal_notice(verdict.kind, language),), passages=passages)
             log.info("generated answer refused: %s", verdict.reason)
         else:
             pieces = [(s.text, [units[n - 1] for n in s.sources]) for s in verdict.statements]
             if language != CORPUS_LANGUAGE:  # show the corpus's own words the answer rests on
                 cited = list(dict.fromkeys(units[n - 1] for s in verdict.statements for n in s.sources))
                 pieces += [("Texte source : « " + " ".join(unit_text(u).split()) + " »", [u]) for u in cited]
-            answer = self.extractive.compose(evidence, passages, pieces, started, engine=self.name)
-        yield Answer(**{**answer.__dict__, "timings": {**answer.timings, **timings}})
+            answer = compose(selection, pieces, self.name, started, passages=passages)
+        yield replace(answer, timings={**answer.timings, **timings})
 
     def _unit_vector(self, unit: Unit) -> np.ndarray:
-        index = self.extractive.index
-        vectors = [index.sentence_vectors[index.sentence_position[s.id]] for s in unit.sentences]
+        vectors = [self.index.sentence_vector(s.id) for s in unit.sentences]
         mean = np.mean(vectors, axis=0)
         return mean / (np.linalg.norm(mean) or 1.0)
+
+
+def chat_backend(settings: Any, cache: dict[tuple, Any]) -> ChatBackend:
+    """The language model for an engine, created once per configuration."""
+    if settings.engine == "openai":
+        key = ("openai", settings.llm_base_url, settings.llm_model)
+        if key not in cache:
+            cache[key] = OpenAICompatibleBackend(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
+                                                 settings.llm_timeout)
+        return cache[key]
+    from ..gguf import assemble
+
+    path = Path(settings.llm_model_path) if settings.llm_model_path else None
+    key = ("llm", str(path), settings.llm_context, settings.llm_threads)
+    if key not in cache:
+        cache[key] = LlamaCppBackend(path or assemble(settings.cache_dir), settings.llm_context,
+                                     settings.llm_threads or None)
+    return cache[key]
+
+
+@engines.register("llm")
+@engines.register("openai")
+def generative_engine(context: "PipelineContext") -> GenerativeEngine:
+    settings = context.settings
+    # The gate was fitted on the rules' quoted answers, not on generated ones: under a language
+    # model the rules choose the evidence alone.
+    selector = create_selector("rules" if settings.answer_scorer == "gated" else settings.answer_scorer, context)
+    return GenerativeEngine(selector, chat_backend(settings, context.backends),
+                            Verifier(context.embedder, settings.llm_min_support_cross_lingual), context.index,
+                            max_tokens=settings.llm_max_tokens)
