@@ -1,4 +1,5 @@
-"""The answer scorer's fitted parameters, and how they are fitted.
+"""The calibration file: the answer scorer's fitted parameters and the rules' settings, as answering
+reads them. It imports nothing of the engines; the fitting is ``fitting.py`` (``assistant calibrate``).
 
 Standardised logistic regressions, stored in one JSON file written by ``assistant calibrate``
 (default ``assistant/calibration/default.json``, shipped with the package):
@@ -10,18 +11,19 @@ Standardised logistic regressions, stored in one JSON file written by ``assistan
   probability and margin and the question-level features (words the corpus never uses, the best
   cosines and coverages).
 
-The engine abstains when ``answerable`` is below ``threshold``, which the command chooses on
-out-of-fold predictions for a stated false-abstention target. Fitting is deterministic (L-BFGS,
-no random state) and takes seconds on CPU.
+Beside them: ``threshold`` (the calibrated selector abstains below it), ``gate_threshold`` (the gated
+selector withholds the rules' answer below it), ``rules_threshold`` (the rules' score threshold) and
+``rules``, the rules' weights, windows and margins that threshold was fitted for
+(``selectors/rules.py``). Fitting is deterministic (L-BFGS, no random state) and takes seconds on CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -84,6 +86,9 @@ class Calibration:
     # The rule-based engine's score threshold (setting ``abstain_threshold`` unset): below it, its
     # best sentence is no answer.
     rules_threshold: float | None = None
+    # The rules' weights, windows and margins (``selectors.rules.RulesParameters``): set by hand, not
+    # fitted, but kept with the threshold fitted for them; ``assistant calibrate`` carries them over.
+    rules: dict | None = None
 
     @property
     def sha256(self) -> str:
@@ -96,13 +101,11 @@ class Calibration:
                 "datasets": [d.get("name") for d in self.metadata.get("datasets", [])],
                 "target_false_abstention": self.metadata.get("target_false_abstention")}
 
-    def with_threshold(self, threshold: float) -> "Calibration":
-        return replace(self, threshold=float(threshold))
-
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "model": "logistic-regression", "threshold": self.threshold,
                 "gate_threshold": self.gate_threshold,
                 **({"rules_threshold": self.rules_threshold} if self.rules_threshold is not None else {}),
+                **({"rules": dict(self.rules)} if self.rules is not None else {}),
                 "candidate": self.candidate.to_dict(), "answerable": self.answerable.to_dict(),
                 **({"reranker": self.reranker.to_dict()} if self.reranker else {}), "metadata": self.metadata}
 
@@ -125,7 +128,8 @@ class Calibration:
                        float(data["threshold"]), dict(data.get("metadata") or {}), str(path),
                        float(data.get("gate_threshold", 0.0)),
                        Logistic.from_dict(data["reranker"]) if data.get("reranker") else None,
-                       float(data["rules_threshold"]) if data.get("rules_threshold") is not None else None)
+                       float(data["rules_threshold"]) if data.get("rules_threshold") is not None else None,
+                       dict(data["rules"]) if data.get("rules") is not None else None)
         except FileNotFoundError as exc:
             raise AssistantError(f"Calibration introuvable : {path}. Lancez `assistant calibrate`.") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -134,328 +138,3 @@ class Calibration:
 
 def _round(values: np.ndarray) -> tuple[float, ...]:
     return tuple(round(float(v), 8) for v in values)
-
-
-# -- fitting (``assistant calibrate``) ------------------------------------------------------------
-@dataclass
-class Sample:
-    """One calibration question: its candidates' features and which of them hold the answer."""
-
-    dataset: str
-    item_id: str
-    group: str  # questions of one document (per dataset) stay in one cross-validation fold
-    answerable: bool
-    matrix: np.ndarray
-    labels: np.ndarray
-    rules_abstained: bool = True  # what the rule-based engine did with the question (no score threshold)
-    rules_correct: bool = False
-    rules_score: float = 0.0  # the score of what it quoted first (its threshold is fitted on it)
-
-
-class _Outcomes:
-    """What the rule-based engine did with each calibration question, per dataset, as arrays."""
-
-    def __init__(self, samples: list[Sample], confidence: np.ndarray) -> None:
-        self.sets = {}
-        for name in dict.fromkeys(s.dataset for s in samples):
-            members = [i for i, s in enumerate(samples) if s.dataset == name]
-            self.sets[name] = (np.array([samples[i].answerable for i in members]),
-                               np.array([not samples[i].rules_abstained for i in members]),
-                               np.array([samples[i].rules_score for i in members]), confidence[members],
-                               np.array([samples[i].rules_correct for i in members]))
-
-    def at(self, rules_threshold: float, gate_threshold: float) -> dict[str, dict]:
-        """Per dataset, with the rules' score threshold and the gate's: abstention, false abstention,
-        the false abstention added to the rules without a threshold, accuracy."""
-        out = {}
-        for name, (yes, answered, score, confidence, correct) in self.sets.items():
-            kept = answered & (score >= rules_threshold) & (confidence >= gate_threshold)
-            out[name] = {"abstention": _share(list(~kept[~yes])), "false_abstention": _share(list(~kept[yes])),
-                         "added_false_abstention": _share(list(answered[yes] & ~kept[yes])),
-                         "accuracy": _share(list(kept[yes] & correct[yes]))}
-        return out
-
-
-def choose_thresholds(samples: list[Sample], confidence: np.ndarray, target: float) -> tuple[float, float, dict]:
-    """The rule-based engine's score threshold and the gate's, chosen together: among the pairs
-    that add at most ``target`` false abstention to the rules without a threshold on every dataset
-    (gate confidences out of fold), the one abstaining most on unanswerable questions (mean over the
-    datasets that have some), then the highest thresholds; and the curves through that pair."""
-    outcomes = _Outcomes(samples, confidence)
-    rules_grid = [round(t, 3) for t in np.arange(0.5, 1.0, 0.005)]
-    gate_grid = [round(t, 3) for t in np.arange(0.0, 1.0, 0.01)]
-
-    def fits(rows: dict[str, dict]) -> bool:
-        return all((v["added_false_abstention"] or 0.0) <= target for v in rows.values())
-
-    def abstention(rows: dict[str, dict]) -> float:
-        values = [v["abstention"] for v in rows.values() if v["abstention"] is not None]
-        return float(np.mean(values)) if values else 0.0
-
-    best = (0.0, 0.5, 0.0)
-    for rules_threshold in rules_grid:
-        for gate_threshold in gate_grid:
-            rows = outcomes.at(rules_threshold, gate_threshold)
-            if not fits(rows):
-                break  # a higher gate only withholds more
-            best = max(best, (round(abstention(rows), 6), rules_threshold, gate_threshold),
-                       key=lambda b: (b[0], b[2], b[1]))
-    _, rules_threshold, gate_threshold = best
-    curves = {"rules": [{"threshold": t, **outcomes.at(t, gate_threshold)}
-                        for t in rules_grid if round(t * 1000) % 10 == 0],
-              "gate": [{"threshold": t, **outcomes.at(rules_threshold, t)}
-                       for t in gate_grid if round(t * 100) % 5 == 0]}
-    return rules_threshold, gate_threshold, curves
-
-
-def choose_threshold(samples: list[Sample], confidence: np.ndarray, target: float) -> float:
-    """The highest threshold whose false abstention, over all answerable calibration questions
-    (out of fold), stays within ``target``."""
-    answerable = np.array([confidence[i] for i, s in enumerate(samples) if s.answerable])
-    grid = [round(t, 3) for t in np.arange(0.0, 1.0, 0.005)]
-    return max((t for t in grid if np.mean(answerable < t) <= target), default=0.0)
-
-
-def curve(samples: list[Sample], confidence: np.ndarray, correct: np.ndarray) -> dict[str, list[dict]]:
-    """Per dataset, what each threshold gives (out-of-fold): abstention, false abstention, accuracy."""
-    out: dict[str, list[dict]] = {}
-    for name in dict.fromkeys(s.dataset for s in samples):
-        members = [i for i, s in enumerate(samples) if s.dataset == name]
-        answerable = [i for i in members if samples[i].answerable]
-        absent = [i for i in members if not samples[i].answerable]
-        rows = []
-        for t in [round(x, 2) for x in np.arange(0.05, 1.0, 0.05)]:
-            rows.append({"threshold": t,
-                         "abstention": _share([confidence[i] < t for i in absent]),
-                         "false_abstention": _share([confidence[i] < t for i in answerable]),
-                         "accuracy": _share([confidence[i] >= t and correct[i] for i in answerable])})
-        out[name] = rows
-    return out
-
-
-def _share(flags: list[bool]) -> float | None:
-    return round(float(np.mean(flags)), 4) if flags else None
-
-
-def _fold_probabilities(matrix: np.ndarray, labels: np.ndarray, weights: np.ndarray, test: np.ndarray,
-                        features: Sequence[str]) -> np.ndarray:
-    """A fold's predictions; a fold whose training part holds one class only (a one-document set)
-    predicts that class's share."""
-    if len(set(labels.tolist())) < 2:
-        return np.full(len(test), float(labels.mean()) if len(labels) else 0.0)
-    return Logistic.fit(matrix, labels, weights, features).probabilities(test)
-
-
-def _question_weights(datasets: Sequence[str]) -> np.ndarray:
-    """A dataset weighs as the square root of its size: a small hand-written set still counts
-    (92 questions weigh as 460), without drowning a large one."""
-    from collections import Counter
-
-    sizes = Counter(datasets)
-    weights = np.array([sizes[name] ** -0.5 for name in datasets])
-    return weights * len(weights) / weights.sum()
-
-
-def _folds(groups: Sequence[str], folds: int) -> np.ndarray:
-    """Each question's cross-validation fold; the questions of one group (document) share one."""
-    from sklearn.model_selection import GroupKFold
-
-    fold_of = np.zeros(len(groups), dtype=int)
-    splitter = GroupKFold(n_splits=min(folds, len(set(groups))))
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(groups)), groups=list(groups))):
-        fold_of[test] = k
-    return fold_of
-
-
-@dataclass
-class PassageSample:
-    """One calibration question for the reranker: its retrieved pool (in retrieval order) and
-    which passages hold one of its evidence excerpts."""
-
-    dataset: str
-    item_id: str
-    group: str
-    matrix: np.ndarray
-    labels: np.ndarray
-
-
-def fit_reranker(samples: list[PassageSample], folds: int = 5) -> tuple[Logistic, dict[str, Any]]:
-    """The passage model, and hit@1 per dataset before and after reranking, out of fold
-    (deterministic). Questions whose pool holds no evidence teach nothing and only count as misses."""
-    from .evidence import PASSAGE_FEATURES
-
-    usable = [s for s in samples if s.labels.any() and len(s.labels) > 1]
-    if len(usable) < 2:
-        raise AssistantError("Trop peu de questions avec des extraits de preuve (evidence) dont un passage "
-                             "retrouvé contient la preuve : impossible d'ajuster le reclassement.")
-    groups = [s.group for s in usable]
-    grouping = "by document within a dataset"
-    if len(set(groups)) < 2:  # one document: folds of questions (optimistic, and said so)
-        groups, grouping = [f"{s.dataset}::{s.item_id}" for s in usable], "by question (one document only)"
-    question_weight = _question_weights([s.dataset for s in usable])
-    matrix = np.vstack([s.matrix for s in usable])
-    labels = np.concatenate([s.labels for s in usable]).astype(int)
-    owner = np.concatenate([[i] * len(s.labels) for i, s in enumerate(usable)])
-    weights = question_weight[owner]
-    fold_of = _folds(groups, folds)
-    out_of_fold = np.zeros(len(labels))
-    for k in range(fold_of.max() + 1):
-        train, test = fold_of[owner] != k, fold_of[owner] == k
-        out_of_fold[test] = _fold_probabilities(matrix[train], labels[train], weights[train], matrix[test],
-                                                PASSAGE_FEATURES)
-    reranked_first = {(s.dataset, s.item_id): bool(s.labels[int(np.argmax(out_of_fold[owner == i]))])
-                      for i, s in enumerate(usable)}
-    report = {}
-    for name in dict.fromkeys(s.dataset for s in samples):
-        members = [s for s in samples if s.dataset == name]
-        report[name] = {"questions_with_evidence": len(members),
-                        "hit@1_retrieval": _share([bool(len(s.labels)) and bool(s.labels[0]) for s in members]),
-                        "hit@1_reranked": _share([reranked_first.get((s.dataset, s.item_id), False) for s in members]),
-                        "hit@pool": _share([bool(s.labels.any()) for s in members])}
-    model = Logistic.fit(matrix, labels, weights, PASSAGE_FEATURES)
-    return model, {"folds": int(fold_of.max() + 1), "cross_validation": grouping, "passages": int(len(labels)),
-                   "positives": int(labels.sum()), "out_of_fold": report}
-
-
-def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
-                    metadata: dict | None = None, gate_target: float = 0.04,
-                    reranker: Logistic | None = None) -> Calibration:
-    """Both models, the thresholds, and out-of-fold numbers, from the samples (deterministic)."""
-    from .evidence import ANSWERABLE_FEATURES, FEATURES, answerable_row
-
-    samples = [s for s in samples if len(s.labels)]
-    datasets = list(dict.fromkeys(s.dataset for s in samples))
-    question_weight = _question_weights([s.dataset for s in samples])
-    matrix = np.vstack([s.matrix for s in samples])
-    labels = np.concatenate([s.labels for s in samples]).astype(int)
-    owner = np.concatenate([[i] * len(s.labels) for i, s in enumerate(samples)])
-    weights = question_weight[owner]
-    fold_of = _folds([s.group for s in samples], folds)
-    # Out of fold: every question scored by models that never saw its document.
-    out_of_fold = np.zeros(len(labels))
-    for k in range(fold_of.max() + 1):
-        train, test = fold_of[owner] != k, fold_of[owner] == k
-        out_of_fold[test] = _fold_probabilities(matrix[train], labels[train], weights[train], matrix[test], FEATURES)
-    rows = np.vstack([answerable_row(matrix[owner == i], out_of_fold[owner == i]) for i in range(len(samples))])
-    answerable = np.array([s.answerable for s in samples], dtype=int)
-    correct = np.array([bool(s.labels[int(np.argmax(out_of_fold[owner == i]))]) for i, s in enumerate(samples)])
-    confidence = np.zeros(len(samples))
-    for k in range(fold_of.max() + 1):
-        train, test = fold_of != k, fold_of == k
-        confidence[test] = _fold_probabilities(rows[train], answerable[train], question_weight[train], rows[test],
-                                               ANSWERABLE_FEATURES)
-    threshold = choose_threshold(samples, confidence, target_false_abstention)
-    rules_threshold, gate_threshold, curves = choose_thresholds(samples, confidence, gate_target)
-    candidate = Logistic.fit(matrix, labels, weights, FEATURES)
-    # The answerability model learns from out-of-fold candidate scores, as it will meet them on new questions.
-    answer_model = Logistic.fit(rows, answerable, question_weight, ANSWERABLE_FEATURES)
-    measured = curve(samples, confidence, correct)
-    at_threshold = {}
-    for name in datasets:
-        members = [i for i, s in enumerate(samples) if s.dataset == name]
-        yes = [i for i in members if samples[i].answerable]
-        no = [i for i in members if not samples[i].answerable]
-        at_threshold[name] = {
-            "questions": len(members),
-            "best_candidate_correct": _share([correct[i] for i in yes]),
-            "accuracy": _share([confidence[i] >= threshold and correct[i] for i in yes]),
-            "abstention": _share([confidence[i] < threshold for i in no]),
-            "false_abstention": _share([confidence[i] < threshold for i in yes]),
-        }
-    info = dict(metadata or {})
-    info.update({"target_false_abstention": target_false_abstention, "folds": int(fold_of.max() + 1),
-                 "cross_validation": "grouped by document within a dataset: no question is scored by a model "
-                                     "that saw its document through the same dataset",
-                 "out_of_fold_at_threshold": at_threshold, "curve": measured,
-                 "candidates": int(len(labels)), "positives": int(labels.sum()),
-                 "gate": {"target_added_false_abstention": gate_target, "threshold": gate_threshold,
-                          "rules_threshold": rules_threshold,
-                          "rule": "the rules' score threshold and the gate's threshold together add at most the "
-                                  "target to the false abstention of the rules without a threshold, on every "
-                                  "dataset (gate out of fold); among such pairs the most abstention on unanswerable "
-                                  "questions (mean over datasets), then the highest thresholds",
-                          "curve": curves["gate"], "rules_curve": curves["rules"]}})
-    return Calibration(candidate, answer_model, threshold, info, gate_threshold=gate_threshold, reranker=reranker,
-                       rules_threshold=rules_threshold)
-
-
-class _Labeller:
-    """An item's labels by the eval format's matching rules, and its cross-validation group: the
-    document its evidence is in, per dataset; questions about absent documents: ten groups of
-    consecutive questions. Two datasets on one corpus keep separate groups: grouped by corpus
-    document, the programme page's two sets (one document) are each scored by models that never saw
-    that page, and the gate, fitted on piaf-dev's articles alone, then withheld 45 and 81 % of their
-    right answers: the answerability model does not carry over from encyclopaedic articles to that
-    page, and no threshold would pass. Their out-of-fold numbers are therefore optimistic."""
-
-    def __init__(self, dataset: str, items: Sequence[Any], chunks: Sequence[Any]) -> None:
-        from .text import normalize_for_match
-
-        self.dataset, self.normalize = dataset, normalize_for_match
-        self.chunks = [(c.document, normalize_for_match(c.text)) for c in chunks]
-        self.absent = {item.id: n for n, item in enumerate(i for i in items if not i.answerable)}
-
-    def holds_answer(self, item: Any, text: str) -> bool:
-        """``text`` satisfies every ``must_include`` group."""
-        folded = self.normalize(text, fold=True)
-        return item.answerable and bool(item.must_include) and all(
-            any(self.normalize(s, fold=True) in folded for s in group) for group in item.must_include)
-
-    def holds_evidence(self, item: Any, text: str) -> bool:
-        normalized = self.normalize(text)
-        return any(self.normalize(e) in normalized for e in item.evidence)
-
-    def group(self, item: Any) -> str:
-        if item.answerable:
-            evidence = [self.normalize(e) for e in item.evidence]
-            found = next((document for document, text in self.chunks if any(e in text for e in evidence)), None)
-            return f"{self.dataset}::{found if found is not None else item.id}"
-        return f"{self.dataset}::absent-{self.absent[item.id] * 10 // max(len(self.absent), 1)}"
-
-
-def collect_passages(name: str, items: Sequence[Any], retriever: Any, rewriter: Any, scorer: Any,
-                     pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[PassageSample]:
-    """The reranker's samples: each answerable item with evidence, its pool in retrieval order."""
-    labeller = _Labeller(name, items, scorer.index.chunks)
-    samples = []
-    for item in progress(items):
-        if not (item.answerable and item.evidence):
-            continue
-        query = rewriter.rewrite(item.question, [dict(t) for t in item.history])
-        passages = retriever.retrieve(query, pool)
-        labels = np.array([labeller.holds_evidence(item, p.text) for p in passages], dtype=bool)
-        samples.append(PassageSample(name, item.id, labeller.group(item),
-                                     scorer.passage_features(item.question, query, passages), labels))
-    return samples
-
-
-def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: Any, scorer: Any,
-                    pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it,
-                    rules: Any = None, top_k: int = 5, reranker: Any = None) -> list[Sample]:
-    """Each item through the real pipeline (follow-up rewrite, retrieval, reranking when given,
-    candidates), labelled: a candidate holds the answer when its text satisfies every
-    ``must_include`` group (the eval format's matching rule). With ``rules`` (the rule-based
-    engine, given without a score threshold), what it answers from the first ``top_k`` passages and the
-    score of what it quotes first are recorded too, for its threshold and the gate."""
-    from .answering import extractive_pieces
-
-    labeller = _Labeller(name, items, scorer.index.chunks)
-    samples = []
-    for item in progress(items):
-        query = rewriter.rewrite(item.question, [dict(t) for t in item.history])
-        passages = retriever.retrieve(query, pool)
-        if reranker is not None:
-            passages = reranker.rerank(item.question, query, passages)
-        units, _, matrix, _ = scorer.features(item.question, query, passages)
-        labels = np.array([labeller.holds_answer(item, " ".join(x.text for x in unit)) for unit in units], dtype=bool)
-        first, text = None, ""
-        if rules is not None:  # what the rules quote first, and their answer (as ``answer`` composes it)
-            evidence = rules.gather(item.question, query, passages[:top_k])
-            units = rules.select(evidence)  # the first is what it quotes first
-            if units:
-                first = units[0]
-                text = rules.compose(evidence, passages[:top_k], extractive_pieces(units), 0.0).text
-        samples.append(Sample(name, item.id, labeller.group(item), item.answerable, matrix, labels,
-                              first is None, first is not None and labeller.holds_answer(item, text),
-                              first.score if first is not None else 0.0))
-    return samples

@@ -8,6 +8,7 @@ directory, or the file named by ``ASSISTANT_CONFIG``), then ``ASSISTANT_*`` envi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -69,25 +70,28 @@ class Settings:
     # The pool of `candidate_pool` passages reordered by the reranker of the calibration file
     # (`reranking.py`), before any engine reads the first `top_k`.
     rerank: bool = True
-    # Answering.
+    # Answering: the engine and its sentence selector, by their registered names (`engines`,
+    # `selectors`): "extractive" (default), "llm" or "openai"; the selector "rules" (the checks
+    # below), "calibrated" (the answer scorer fitted on data by `assistant calibrate`, file
+    # `calibration`, empty: assistant/calibration/default.json) or "gated" (default: the rules'
+    # answer, withheld when that file's answerability model says the corpus does not answer; its
+    # `gate_threshold` is fitted with the rules' threshold, at most the file's recorded
+    # `gate.target_added_false_abstention` (0.04) of false abstention added).
     engine: str = "extractive"
-    # "rules": the hand-set checks below; "calibrated": the answer scorer fitted on data by
-    # `assistant calibrate` (file `calibration`, empty: assistant/calibration/default.json);
-    # "gated" (default): the rules' answer, withheld when that file's answerability model says the
-    # corpus does not answer (its `gate_threshold`, fitted to add at most 0.01 false abstention).
     answer_scorer: str = "gated"
     calibration: str = ""
     max_answer_sentences: int = 3
-    # > 0: the rules add neighbouring sentences only while the answer stays this short (README,
-    # « Answer length »: shorter answers, slightly fewer right ones).
+    # > 0: the rules add neighbouring sentences only while the answer stays this short
+    # (docs/answer-selection.md: shorter answers, slightly fewer right ones).
     max_answer_chars: int = 0
-    # Abstention of the rule-based engine (see README "Abstention"): the best sentence's combined
-    # score must reach abstain_threshold (unset: the calibration file's `rules_threshold`, fitted by
-    # `assistant calibrate`); a question sharing no word with the corpus must reach
+    # Abstention of the rule-based selector (docs/answer-selection.md): the best sentence's combined
+    # score must reach abstain_threshold; a question sharing no word with the corpus must reach
     # unmatched_min_similarity (French) or cross_lingual_min_similarity (other languages) in cosine.
+    # Unset: the calibration file's values (`rules_threshold`, fitted by `assistant calibrate`, and
+    # its `rules` section).
     abstain_threshold: float | None = None
-    unmatched_min_similarity: float = 0.86
-    cross_lingual_min_similarity: float = 0.785
+    unmatched_min_similarity: float | None = None
+    cross_lingual_min_similarity: float | None = None
     max_question_chars: int = 2000  # also caps each earlier turn read for a follow-up
     max_history_turns: int = 8  # earlier messages a follow-up may refer to
     # Generated answers (engines "llm" and "openai").
@@ -120,7 +124,8 @@ class Settings:
                 for f in fields(self) for v in [getattr(self, f.name)] if f.name not in {"auth", "llm_api_key", "database_url"}}
 
 
-_OPTIONAL_FLOATS = frozenset({"abstain_threshold"})  # unset (None, "") means "fitted"
+# Unset (None, "") means "the calibration file's value".
+_OPTIONAL_FLOATS = frozenset({"abstain_threshold", "unmatched_min_similarity", "cross_lingual_min_similarity"})
 
 
 def _coerce(settings: Settings, name: str, value: Any) -> Any:
@@ -159,3 +164,28 @@ def load_settings(config_file: str | Path | None = None, env: dict[str, str] | N
     from_env = {key[len(ENV_PREFIX):].lower(): value for key, value in env.items()
                 if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in names}
     return settings.with_overrides(**from_env).with_overrides(**overrides)
+
+
+def for_corpus(settings: Settings, corpus: Path, index_dir: str | Path | None = None) -> Settings:
+    """Settings for a corpus other than the configured one: an index of its own (a folder under
+    ``data_dir/indexes``, a schema of its own in PostgreSQL), never the configured library's."""
+    if corpus.resolve() == Path(settings.corpus_dir).resolve():
+        return settings.with_overrides(index_dir=index_dir)
+    key = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:12]
+    return settings.with_overrides(corpus_dir=corpus,
+                                   index_dir=index_dir or Path(settings.data_dir) / "indexes" / key,
+                                   database_schema=f"{settings.database_schema}_{key}")
+
+
+# What every process of this project runs with: offline by construction (never the Hub), no
+# analytics, no tokenizer threads fighting the encoder's. Set by the entry points (the CLI, the
+# tests' conftest), never at import time.
+OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def prepare_environment(environ: Any = None) -> None:
+    """Set the offline variables (keeping any the user set)."""
+    environ = os.environ if environ is None else environ
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        environ.setdefault(name, value)

@@ -57,7 +57,7 @@ def test_shipped_calibration_is_recorded_in_the_eval_config(calibrated):
 def test_question_about_an_entity_the_corpus_never_names_abstains(calibrated, question):
     answer = calibrated.ask(question)
     assert answer.abstained and not answer.citations
-    assert answer.confidence is not None and answer.confidence < calibrated.answerer.scorer.calibration.threshold
+    assert answer.confidence is not None and answer.confidence < calibrated.pipeline.context.calibration.threshold
 
 
 def test_list_question_keeps_its_list(calibrated):
@@ -116,7 +116,7 @@ def _sample(dataset: str, answerable: bool, rules_score: float | None):
     """A calibration question; ``rules_score`` None: the rules abstain whatever their threshold."""
     import numpy as np
 
-    from assistant.calibration import Sample
+    from assistant.fitting import Sample
 
     return Sample(dataset, "id", "g", answerable, np.zeros((1, 1)), np.zeros(1, dtype=bool), rules_score is None,
                   answerable and rules_score is not None, rules_score or 0.0)
@@ -125,7 +125,7 @@ def _sample(dataset: str, answerable: bool, rules_score: float | None):
 def test_rules_and_gate_thresholds_are_chosen_together_within_the_target_on_every_set():
     import numpy as np
 
-    from assistant.calibration import choose_thresholds
+    from assistant.fitting import choose_thresholds
 
     # Set a: four answerable questions the rules answer (scores 0.7 ... 0.95, gate confidences below),
     # two unanswerable ones they answer too: one with a low rules score, one with a low confidence.
@@ -161,17 +161,16 @@ def test_gated_answers_are_the_rules_answers_or_abstentions(assistant):
 
 
 def test_rules_threshold_comes_from_the_calibration_unless_set(assistant, tmp_path):
-    from assistant.api import rules_answerer
     from assistant.calibration import DEFAULT_CALIBRATION
     from assistant.errors import AssistantError
 
     shipped = Calibration.load()
     assert assistant.settings.abstain_threshold is None and shipped.rules_threshold is not None
-    assert assistant.variant(answer_scorer="rules").answerer.abstain_threshold == shipped.rules_threshold
-    assert assistant.variant(answer_scorer="rules", abstain_threshold=0.5).answerer.abstain_threshold == 0.5
+    assert assistant.variant(answer_scorer="rules").describe()["selector"]["abstain_threshold"] == shipped.rules_threshold
+    assert assistant.variant(answer_scorer="rules", abstain_threshold=0.5).describe()["selector"]["abstain_threshold"] == 0.5
     data = json.loads(DEFAULT_CALIBRATION.read_text(encoding="utf-8"))
     del data["rules_threshold"]
     older = tmp_path / "older.json"
     older.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(AssistantError, match="calibrate"):
-        rules_answerer(assistant.settings.with_overrides(calibration=str(older)), assistant.index, assistant.embedder)
+        assistant.variant(answer_scorer="rules", calibration=str(older))
