@@ -22,7 +22,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 	-DGGML_AVX512_VBMI=$(call cpu_has,avx512vbmi) -DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) \
 	-DGGML_AVX_VNNI=$(call cpu_has,avx_vnni) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 
-.PHONY: install llm index serve chromium french-docs test bench loadtest eval clean
+.PHONY: install llm index serve chromium french-docs test unit bench loadtest eval clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -52,6 +52,18 @@ chromium:
 
 test: install llm chromium
 	$(BIN)/python -m pytest
+
+# The fast unit tests alone (in-memory store, small deterministic embedder; no model, no browser).
+unit: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+# The full evaluations (not part of make test): the two programme sets and piaf-dev, each with its
+# report under data/evals/.
+PIAF := ../shared/benchmarks/piaf-dev
+eval: install
+	$(BIN)/assistant eval --dataset evals/datasets/dev.jsonl --out data/evals/dev
+	$(BIN)/assistant eval --dataset evals/datasets/dev2.jsonl --out data/evals/dev2
+	$(BIN)/assistant eval --dataset $(PIAF)/questions.jsonl --corpus $(PIAF)/corpus --no-baseline --out data/evals/piaf-dev
 
 # This assistant beside plain llama-index at three corpus sizes, the largest with Debian's French
 # manual pages and manuals (installed here; not part of make test). Results in data/bench/results.json.

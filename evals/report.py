@@ -111,14 +111,6 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(runs: list[dict[str, Any]]) -> str:
-    rows = summary_rows(runs)
-    out = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] + ["---:"] * (len(rows[0]) - 1)) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    return "\n".join(out)
-
-
-# -- SVG charts ------------------------------------------------------------------------------
 def _legend(names: list[str], x: float, y: float) -> str:
     parts, cursor = [], x
     for i, name in enumerate(names):

@@ -53,11 +53,3 @@ def run_item(assistant: Any, item: EvalItem, k: int | None = None) -> dict[str, 
     result["reason"] = "; ".join(reasons) or None
     result["status"] = "fail" if not result["correct"] else ("warn" if reasons else "pass")
     return result
-
-
-def run_dataset(assistant: Any, items: list[EvalItem], k: int | None = None,
-                progress: Callable[[Iterable], Iterable] = lambda it: it) -> dict[str, Any]:
-    """``{"metrics": ..., "items": ...}`` for one configuration; ``progress`` wraps the item
-    iterator (``tqdm``, ``gr.Progress().tqdm``...)."""
-    results = [run_item(assistant, item, k) for item in progress(items)]
-    return {"metrics": compute_metrics(items, results), "items": results}
