@@ -109,3 +109,11 @@ def test_imports_are_resolved_relative_to_their_package(tmp_path):
     fake = PACKAGE / "selectors" / "gated.py"
     found = imports_of(fake)
     assert "assistant.selectors.base" in found and "assistant.evidence" in found
+
+
+def test_every_module_is_in_the_architecture_map():
+    """docs/architecture.md's module map names every module of the library and its shells."""
+    text = (PROJECT_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [p.relative_to(PROJECT_ROOT).as_posix() for folder in ("assistant", "ui", "evals", "benchmarks")
+               for p in (PROJECT_ROOT / folder).rglob("*.py")]
+    assert modules and [m for m in modules if f"`{m}`" not in text] == []
