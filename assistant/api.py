@@ -216,6 +216,7 @@ class Assistant:
         retrieval's own order, not reranked."""
         question, _ = self._clean_question(question)
         k = _check_k(k, self.settings.top_k)
+        mode = _check_mode(mode)
         self._check_for_newer_index()
         pipeline = self.pipeline
         if mode is not None or pipeline.reranker is None:
@@ -305,11 +306,23 @@ def _check_engine(settings: Settings) -> None:
 
 
 def _check_k(k: Any, default: int) -> int:
+    """``k`` (or, unset, the ``top_k`` setting) as a count of passages: an integer from 1."""
     if k is None:
+        if isinstance(default, bool) or not isinstance(default, int) or default < 1:
+            raise ValueError(f"Le réglage top_k doit être un entier positif (reçu {default!r}).")
         return default
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k doit être un entier positif (reçu {k!r}).")
     return k
+
+
+def _check_mode(mode: Any) -> str | None:
+    """A retrieval mode for ``search``: None (the configured pipeline) or one of ``MODES``."""
+    from .retrieval import MODES
+
+    if mode is None or (isinstance(mode, str) and mode in MODES):
+        return mode
+    raise ValueError(f"mode doit être {', '.join(MODES[:-1])} ou {MODES[-1]} (reçu {mode!r}).")
 
 
 def _ms(start: float, end: float) -> float:

@@ -25,8 +25,22 @@ CommandAdder = Callable[[Any, Callable[[argparse.ArgumentParser], None]], None]
 commands: Registry[CommandAdder] = Registry("commands", "Commande")
 
 
+def check_query_args(args: argparse.Namespace) -> None:
+    """``-k`` and ``--mode`` as the library checks them, before anything is loaded: a French
+    ``ValueError`` (exit code 2) for ``-k 0``, ``-k -3`` or an unknown mode."""
+    from .retrieval import MODES
+
+    k = getattr(args, "k", None)
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError(f"-k doit être un entier positif (reçu {k}).")
+    mode = getattr(args, "mode", None)
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"--mode doit être {', '.join(MODES[:-1])} ou {MODES[-1]} (reçu {mode!r}).")
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The settings a command runs with: the configuration, then its flags."""
+    """The settings a command runs with: the configuration, then its flags (checked first)."""
+    check_query_args(args)
     settings = load_settings(
         config_file=getattr(args, "config", None), index_dir=getattr(args, "index", None),
         engine=getattr(args, "engine", None), top_k=getattr(args, "k", None),

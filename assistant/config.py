@@ -108,6 +108,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str = ""  # "user:password,user2:password2" or a path to a file of such lines
+    # Signed-in users who may upload, remove and re-index documents, run evaluations and read the
+    # audit log ("alice,bob"). Without sign-in (loopback only) the local user is an administrator.
+    admins: str = ""
+    # Addresses (or networks, "10.0.0.0/8") of reverse proxies whose X-Forwarded-For is believed;
+    # empty: none, the address the connection comes from is the client's.
+    trusted_proxies: str = ""
+    # Request bodies refused with HTTP 413 before they are read whole: the page's events (they
+    # carry the conversation, ≈ 15 KB per question), the named endpoints (/ask, /run_eval: a
+    # question and its history), one upload (all its files). The sign-in form: 8 KB.
+    max_request_bytes: int = 4_000_000
+    max_api_request_bytes: int = 256_000
+    max_upload_bytes: int = 100_000_000
     eval_interval_seconds: float = 120.0  # the web Évaluation tab: one run per person per interval
     suggested_questions: int = 6  # questions the chat offers to start with (Découvrir), each one answered
     max_concurrent_requests: int = 8  # answers computed side by side (extractive engine; a language model: 1)

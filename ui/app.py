@@ -6,6 +6,9 @@ keeps the conversation, renders (``ui.render``) and stores feedback (``assistant
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 from datetime import datetime
 import html
@@ -24,7 +27,9 @@ from assistant.feedback import FeedbackStore  # noqa: E402
 from assistant.library import TRASH, Library  # noqa: E402
 
 from . import render  # noqa: E402
-from .access import check_exposure, is_loopback  # noqa: E402
+from .access import AuditLog, Roles, check_exposure, check_proxies, parse_names  # noqa: E402
+
+log = logging.getLogger("assistant")
 
 TITLE = "Assistant du programme Mali — Interpeace et IMRAP"
 CSS = """
@@ -71,7 +76,8 @@ a.ia-marker:hover, a.ia-marker:focus { text-decoration: underline; }
 .ia-status th { text-align: left; padding-right: 1rem; font-weight: 700; }
 .ia-status caption, .ia-library caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
 .ia-library { margin-top: 1rem; }
-.ia-library th, .ia-library td { padding: .2rem .6rem; text-align: left; vertical-align: top; }
+.ia-library th, .ia-library td, .ia-audit th, .ia-audit td { padding: .2rem .6rem; text-align: left; vertical-align: top; }
+.ia-audit caption { text-align: left; font-weight: 700; margin-bottom: .3rem; }
 """
 
 
@@ -114,6 +120,34 @@ def browser_secret(data_dir: str | Path) -> str:
     return path.read_text(encoding="ascii").strip()
 
 
+class BrowserSeal:
+    """Each browser's id, sealed by the server: the browser keeps ``<id>.<mac>`` in its
+    localStorage, the mac an HMAC of the id under the key of ``browser_secret`` (which never
+    leaves the server). A value the server did not seal names no browser, so another browser's id
+    (or a guessed one) opens nothing."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode("ascii")
+
+    def _mac(self, browser_id: str) -> str:
+        return hmac.new(self._key, f"navigateur:{browser_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def seal(self, browser_id: str) -> str:
+        return f"{browser_id}.{self._mac(browser_id)}"
+
+    def open(self, token: Any) -> str | None:
+        """The browser id a sealed value carries, or None for anything the server did not seal."""
+        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 200:
+            return None
+        browser_id, mac = token.split(".")
+        return browser_id if browser_id and hmac.compare_digest(mac, self._mac(browser_id)) else None
+
+    def storage_secret(self) -> str:
+        """What Gradio's BrowserState encrypts the value with in the browser: it is sent to every
+        visitor (in /config), so it is derived from the key one way and protects nothing."""
+        return hmac.new(self._key, b"stockage-navigateur", hashlib.sha256).hexdigest()[:32]
+
+
 def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None, evaluation: bool = True,
               extra_tabs: Sequence[Callable[[], Any]] = (), conversations: ConversationStore | None = None) -> gr.Blocks:
     """The Blocks app over an already loaded ``Assistant`` (tests pass theirs).
@@ -126,6 +160,9 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
     store = store or FeedbackStore.in_dir(settings.data_dir)
     conversations = conversations or ConversationStore.in_dir(settings.data_dir)
     library = Library(settings.corpus_dir, settings.max_document_bytes)
+    roles = Roles(settings.admins)
+    audit = AuditLog.in_dir(settings.data_dir)
+    seal = BrowserSeal(browser_secret(settings.data_dir))
     outlines: dict[int, Any] = {}
 
     def current_outline():
@@ -198,9 +235,13 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         return gr.update(value=str(path), visible=True)
 
     # -- saved conversations (per signed-in user, or per browser on localhost) ----------------------
-    def owner_of(request: gr.Request | None, browser_id: str | None) -> str:
+    def owner_of(request: gr.Request | None, sealed: str | None) -> str:
+        """The signed-in user, else the browser whose sealed id this is (nobody for an unsealed one)."""
         name = getattr(request, "username", None) if request is not None else None
-        return f"user:{name}" if name else f"browser:{browser_id}" if browser_id else ""
+        if name:
+            return f"user:{name}"
+        browser_id = seal.open(sealed)
+        return f"browser:{browser_id}" if browser_id else ""
 
     def saved_choices(owner: str, selected: str | None = None):
         listed = conversations.list(owner) if owner else []
@@ -235,7 +276,7 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         try:
             conversations.rename(owner, chosen, title)
         except ValueError as exc:
-            gr.Warning(str(exc), title="Attention")
+            gr.Warning(html.escape(str(exc), quote=False), title="Attention")
             return gr.update(), gr.update()
         return saved_choices(owner, chosen), gr.update(value="")
 
@@ -248,10 +289,12 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         gr.Info("Conversation supprimée.", title="Information")
         return saved_choices(owner)
 
-    def identify(browser_id: str | None, request: gr.Request):
-        """At page load: this browser's id (drawn once, kept in its localStorage) and its conversations."""
-        browser_id = browser_id or uuid.uuid4().hex
-        return browser_id, saved_choices(owner_of(request, browser_id))
+    def identify(sealed: str | None, request: gr.Request):
+        """At page load: this browser's sealed id (drawn once, kept in its localStorage; a value the
+        server did not seal is replaced by a new one) and its conversations."""
+        if seal.open(sealed) is None:
+            sealed = seal.seal(uuid.uuid4().hex)
+        return sealed, saved_choices(owner_of(request, sealed))
 
     def discover(document: str | None):
         found = assistant.discover().to_dict()
@@ -300,13 +343,24 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         first = sections[0] if sections else None
         return gr.update(choices=sections, value=first), show_section(title, first)
 
-    # -- the library: list, upload, remove, re-index -------------------------------------------
-    def allowed(request: gr.Request | None) -> bool:
-        """Managing documents: a signed-in user, or the browser on this machine."""
-        if request is None:
-            return False
-        host = request.client.host if request.client else ""
-        return bool(getattr(request, "username", None)) or is_loopback(host)
+    # -- the library: list, upload, remove, re-index (administrators), the audit log ----------------
+    def is_admin(request: gr.Request | None) -> bool:
+        """Managing documents, evaluations, the audit log: an administrator (``admins``), or the
+        browser on this machine when nobody signs in."""
+        return roles.is_admin(request)
+
+    def record(request: gr.Request | None, action: str, document: str = "", detail: str = "") -> None:
+        user, address = roles.who(request)
+        audit.record(user, address, action, document, detail)
+
+    def require_admin(request: gr.Request | None, action: str, document: str = "") -> None:
+        """Refuses (and records) what only an administrator may do: the page hides it from the
+        others, and this holds whatever a client sends."""
+        if is_admin(request):
+            return
+        record(request, f"refus : {action}", document)
+        raise gr.Error("Réservé aux administrateurs : demandez à un administrateur de l'assistant.",
+                       title="Accès refusé", print_exception=False)
 
     def library_view():
         """The library table, the index status, and the choices that depend on the index."""
@@ -319,28 +373,34 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
 
     def on_load(request: gr.Request):
         """At each page load: the header and status of the index being served, and whether this
-        visitor may manage documents (the library itself is read when its tab is opened)."""
+        visitor sees the parts only administrators see (``admin_only``: managing documents, the
+        audit log, evaluation; the library itself is read when its tab is opened)."""
         titles_now = list(current_outline()) or ["(aucun document)"]
+        admin = gr.update(visible=is_admin(request))
         return (render.header_html(titles_now), render.status_html(assistant.index.manifest, settings.engine),
-                gr.update(visible=allowed(request)))
+                *[admin] * len(admin_only))
 
-    def reindex(request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        if not allowed(request):
-            raise gr.Error("Connectez-vous pour gérer les documents.", title="Accès refusé", print_exception=False)
+    def _reindex(progress) -> tuple[tuple, str, str]:
+        """Re-read the corpus folder: (library view, message as text, outcome for the audit log)."""
         progress(0, desc="Lecture du corpus…")
         try:
             summary = assistant.update(show_progress=True)
         except (RuntimeError, AssistantError) as exc:
-            gr.Warning(str(exc), title="Indexation")
-            return (*library_view(), gr.update())
+            gr.Warning(html.escape(str(exc), quote=False), title="Indexation")
+            return library_view(), "", f"échec : {exc}"
         message = render.update_message(summary)
         if summary["failed"]:
             message += " Laissés de côté : " + " ; ".join(f"{f['source']} ({f['reason']})" for f in summary["failed"]) + "."
-        return (*library_view(), message)
+        return library_view(), message, message
+
+    def reindex(request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        require_admin(request, "réindexation")
+        view, message, outcome = _reindex(progress)
+        record(request, "réindexation", "", outcome)
+        return (*view, render.message_html(message) if message else gr.update())
 
     def upload(files: list | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        if not allowed(request):
-            raise gr.Error("Connectez-vous pour ajouter des documents.", title="Accès refusé", print_exception=False)
+        require_admin(request, "ajout")
         added, refused = [], []
         for file in files or []:
             path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
@@ -348,27 +408,40 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
             try:
                 added.append(library.add(name, path.read_bytes()))
             except (ValueError, OSError) as exc:
-                refused.append(str(exc))
-        for reason in refused:
-            gr.Warning(reason, title="Fichier refusé")
+                refused.append((name, str(exc)))
+        for name, reason in refused:
+            record(request, "ajout refusé", name, reason)
+            gr.Warning(html.escape(reason, quote=False), title="Fichier refusé")
         if not added:
-            return (*library_view(), "Aucun fichier ajouté.", None)
-        *view, message = reindex(request, progress)
-        return (*view, f"Ajouté(s) : {', '.join(added)}. {message}", None)
+            return (*library_view(), render.message_html("Aucun fichier ajouté."), None)
+        view, message, outcome = _reindex(progress)
+        for name in added:
+            record(request, "ajout", name, outcome)
+        return (*view, render.message_html(f"Ajouté(s) : {', '.join(added)}. {message}"), None)
 
     def remove(source: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        if not allowed(request):
-            raise gr.Error("Connectez-vous pour retirer des documents.", title="Accès refusé", print_exception=False)
+        require_admin(request, "retrait", source or "")
         if not source:
             gr.Warning("Choisissez d'abord le document à retirer.", title="Attention")
             return (*library_view(), gr.update())
         try:
             kept = library.remove(source)
         except (ValueError, OSError) as exc:
-            gr.Warning(str(exc), title="Attention")
+            gr.Warning(html.escape(str(exc), quote=False), title="Attention")
             return (*library_view(), gr.update())
-        *view, message = reindex(request, progress)
-        return (*view, f"« {source} » retiré (une copie est gardée dans {TRASH}/{kept.name}). {message}")
+        view, message, outcome = _reindex(progress)
+        record(request, "retrait", source, f"copie gardée : {TRASH}/{kept.name} ; {outcome}")
+        return (*view, render.message_html(f"« {source} » retiré (une copie est gardée dans {TRASH}/{kept.name}). {message}"))
+
+    def audit_view(request: gr.Request):
+        require_admin(request, "lecture du journal")
+        return render.audit_html(audit.entries(limit=200))
+
+    def audit_export(request: gr.Request):
+        require_admin(request, "export du journal")
+        folder = Path(tempfile.mkdtemp(prefix="journal-"))
+        path = audit.write_csv(folder / f"journal-{datetime.now():%Y%m%d-%H%M%S}.csv")
+        return gr.update(value=str(path), visible=True)
 
     # -- programmatic endpoint -----------------------------------------------------------------
     def ask(question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -388,7 +461,8 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         turns = gr.State([])  # finished turns: question, history before it, Answer.to_dict()
         conversation = gr.State(None)  # an id, drawn at the first question
         pending = gr.State("")
-        browser = gr.BrowserState(None, storage_key="assistant-navigateur", secret=browser_secret(settings.data_dir))
+        # The value is the browser's id as the server sealed it; the key stays on the server.
+        browser = gr.BrowserState(None, storage_key="assistant-navigateur", secret=seal.storage_secret())
         rated = gr.State(None)  # the feedback row a comment goes to
         with gr.Tabs():
             with gr.Tab("Conversation", id="chat-tab"):
@@ -441,7 +515,15 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                                                 scale=3)
                         remove_button = gr.Button("Retirer", variant="stop", elem_id="remove", scale=1, min_width=110)
                         reindex_button = gr.Button("Réindexer", elem_id="reindex", scale=1, min_width=110)
-                    library_message = gr.Markdown(elem_id="library-message")
+                    library_message = gr.HTML(elem_id="library-message")  # names as text, never markup
+                with gr.Accordion("Journal des opérations", open=False, visible=False, elem_id="audit") as audit_box:
+                    gr.Markdown("Qui a ajouté, retiré ou réindexé des documents, ou lancé une évaluation, et quand "
+                                "(réservé aux administrateurs ; le journal ne fait que s'allonger).")
+                    audit_table = gr.HTML(elem_id="audit-table")
+                    with gr.Row():
+                        audit_refresh = gr.Button("Afficher le journal", elem_id="audit-refresh", size="sm")
+                        audit_csv = gr.Button("Exporter en CSV", elem_id="audit-export", size="sm")
+                    audit_file = gr.File(label="Journal (CSV)", interactive=False, visible=False, elem_id="audit-file")
                 with gr.Row():
                     with gr.Column(scale=1, min_width=240):
                         document = gr.Dropdown(choices=titles, value=titles[0], label="Document", elem_id="document")
@@ -451,11 +533,12 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
                     with gr.Column(scale=3):
                         view = gr.HTML(show_section(titles[0], first_sections[0] if first_sections else None),
                                        elem_id="section-view")
+            eval_tab = None
             if evaluation:
                 from .eval_tab import build_eval_tab
 
-                with gr.Tab("Évaluation", id="eval-tab"):
-                    build_eval_tab(assistant, settings)
+                with gr.Tab("Évaluation", id="eval-tab", visible=False) as eval_tab:  # administrators
+                    build_eval_tab(assistant, settings, guard=require_admin, record=record)
             for add_tab in extra_tabs:
                 add_tab()
 
@@ -498,7 +581,11 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         for trigger in (send_comment.click, comment.submit):
             trigger(on_comment, [comment, rated], [comment, comment_box], **private)
         view_outputs = [catalogue, status, document, to_remove, header]
-        demo.load(on_load, None, [header, status, manage], **private)
+        admin_only = [manage, audit_box, *([eval_tab] if eval_tab is not None else [])]
+        demo.load(on_load, None, [header, status, *admin_only], **private)
+        audit_refresh.click(audit_view, None, [audit_table], **private)
+        audit_box.expand(audit_view, None, [audit_table], **private)
+        audit_csv.click(audit_export, None, [audit_file], **private)
         documents_tab.select(library_view, None, view_outputs, **private)
         library_lane = {"concurrency_id": "library", "concurrency_limit": 1}
         uploads.upload(upload, [uploads], [*view_outputs, library_message, uploads], **library_lane, **private)
@@ -507,28 +594,49 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         document.change(pick_document, [document], [section, view], **private)
         section.change(show_section, [document, section], [view], **private)
         gr.api(ask, api_name="ask", **lane)
+    demo.assistant_settings = settings  # what launch() reads: administrators, proxies, size limits
+    demo.api_open = False  # queued handlers run through the queue only, never straight from /run/predict
     return demo
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
            prevent_thread_lock: bool = False, quiet: bool = False, corpus_dir: str | Path | None = None,
-           max_file_size: int | None = None):
+           max_file_size: int | None = None, settings: Any = None):
     """Serve the app; refuses a non-loopback address without authentication. With ``corpus_dir``,
     its files are served read-only at ``/documents/`` (the Sources links). ``max_file_size``:
-    uploads larger than this many bytes are refused."""
+    uploads larger than this many bytes are refused. ``settings`` (default: those the app was
+    built with) gives the administrators, the trusted proxies and the request size limits."""
     check_exposure(host, auth or [])
     from starlette.middleware import Middleware
 
-    from .access import ApiGate, LoginThrottle
+    from .access import ApiGate, BodyLimit, LoginThrottle, forwarded_from
     from .files import DocumentFiles
     from .page import FrenchPage
 
-    middleware = [Middleware(ApiGate), Middleware(FrenchPage), *([Middleware(LoginThrottle)] if auth else []),
+    settings = settings or getattr(demo, "assistant_settings", None)
+    proxies = check_proxies(parse_names(getattr(settings, "trusted_proxies", "")))
+    admins = Roles(getattr(settings, "admins", "")).admins
+    if auth and not admins:
+        log.warning("Aucun administrateur (réglage admins) : personne ne peut gérer les documents, lancer une "
+                    "évaluation ni lire le journal.")
+    unknown = sorted(admins - {user for user, _ in auth or []}) if auth else []
+    if unknown:
+        log.warning("Administrateurs sans mot de passe (réglage auth) : %s.", ", ".join(unknown))
+    limits = {"default": getattr(settings, "max_request_bytes", 4_000_000),
+              "api": getattr(settings, "max_api_request_bytes", 256_000),
+              "upload": getattr(settings, "max_upload_bytes", 100_000_000)}
+    known = Path(settings.data_dir) / "sign-ins.json" if settings is not None else None
+    middleware = [Middleware(ApiGate, admins=admins), Middleware(BodyLimit, **limits), Middleware(FrenchPage),
+                  *([Middleware(LoginThrottle, known_path=known)] if auth else []),
                   *([Middleware(DocumentFiles, corpus_dir=corpus_dir)] if corpus_dir else [])]
-    return demo.launch(
-        app_kwargs={"middleware": middleware},
-        server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=prevent_thread_lock,
-        auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
-        theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
-        enable_monitoring=False, max_file_size=max_file_size,
-    )
+    with forwarded_from(proxies):  # only while the server is created
+        launched = demo.launch(
+            app_kwargs={"middleware": middleware},
+            server_name=host, server_port=port, auth=auth or None, share=False, prevent_thread_lock=True,
+            auth_message="Assistant du programme Mali : connectez-vous.", show_error=True, quiet=quiet,
+            theme=theme(), css=CSS, footer_links=["api"], ssr_mode=False, pwa=False, mcp_server=False,
+            enable_monitoring=False, max_file_size=max_file_size,
+        )
+    if not prevent_thread_lock:
+        demo.block_thread()
+    return launched

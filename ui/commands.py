@@ -28,11 +28,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from assistant import Assistant, AssistantError
     from assistant.cli import settings_from_args
 
-    from .access import check_exposure, parse_auth
+    from .access import check_exposure, check_proxies, parse_auth, parse_names
 
     settings = settings_from_args(args).with_overrides(host=args.host, port=args.port, data_dir=args.data)
     auth = parse_auth(settings.auth)
     check_exposure(settings.host, auth)  # before any loading: refuse fast
+    check_proxies(parse_names(settings.trusted_proxies))
     # `kill` (SIGTERM, what service managers send) ends the server like Ctrl-C: exit handlers run,
     # among them the one that stops the embedded PostgreSQL server when this was its last user.
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))

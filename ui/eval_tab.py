@@ -7,6 +7,7 @@ context. The run event is exposed as the API endpoint ``/run_eval``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from datetime import datetime
@@ -33,6 +34,22 @@ ITEM_HEADERS = ["résultat", "id", "catégorie", "question", "réponse", "passag
                 "rang preuve", "ms"]
 SUMMARY_KEYS = ("answer_accuracy", "citation_precision", "citation_recall", "abstention_rate",
                 "false_abstention_rate", "hit@1", "mrr")
+
+
+def md_code(text: object) -> str:
+    """Text (a file name, a line of a dataset) placed in Markdown as the characters it is: a code
+    span, inside which no link, emphasis, HTML or formula is read, its fence longer than any run of
+    backticks in the text."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def _code_block(lines: list[str]) -> str:
+    """Lines in a fenced block whose fence no line can close."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n" + "\n".join(lines) + f"\n{fence}"
 
 
 def _servable(path: Path) -> Path:
@@ -73,14 +90,14 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
     except DatasetError as exc:  # the CLI's message names its flag and the server's path: not for this page
         problems = [p.replace(str(path), Path(path).name) for p in getattr(exc, "problems", None) or []]
         if not problems:
-            return {**empty, "status": "**Jeu de données illisible** : " + str(exc).replace(str(path), Path(path).name)}
-        return {**empty, "status": f"**Jeu de données « {Path(path).name} » invalide** : {len(problems)} ligne(s) posent problème. "
-                                   "Corrigez-les, ou cochez « Ignorer les lignes invalides » pour évaluer les autres."
-                                   "\n\n```\n" + "\n".join(problems) + "\n```"}
+            return {**empty, "status": "**Jeu de données illisible** : " + md_code(str(exc).replace(str(path), Path(path).name))}
+        return {**empty, "status": f"**Jeu de données « {md_code(Path(path).name)} » invalide** : {len(problems)} ligne(s) "
+                                   "posent problème. Corrigez-les, ou cochez « Ignorer les lignes invalides » pour évaluer "
+                                   "les autres.\n\n" + _code_block(problems)}
     try:
         run_configs = parse_configs(configs or ["extractive"])
     except ValueError as exc:
-        return {**empty, "status": f"**Configuration invalide** : {exc}"}
+        return {**empty, "status": f"**Configuration invalide** : {md_code(exc)}"}
     runs = run_configurations(assistant, items, run_configs, progress_factory)
     info = dataset_info(path, items, problems)
     if use_dev_set or not dataset:
@@ -93,17 +110,20 @@ def run_evaluation(assistant: Any, settings: Any, dataset: str | Path | None, us
     primary = runs[0]
     figures = ", ".join(f"{key} {fmt(primary['metrics'][key])}" for key in SUMMARY_KEYS)
     failures = sum(1 for item in primary["items"] if item["status"] == "fail")
-    status = (f"**{len(items)} questions** ({path.name if not use_dev_set else 'jeu de développement'}) — "
+    status = (f"**{len(items)} questions** ({md_code(path.name) if not use_dev_set else 'jeu de développement'}) — "
               f"« {primary['name']} » : {figures} ; {failures} échec(s).")
     if problems:
-        status += f"\n\n{len(problems)} ligne(s) invalide(s) ignorée(s) :\n\n" + "\n".join(f"- {p}" for p in problems)
+        status += f"\n\n{len(problems)} ligne(s) invalide(s) ignorée(s) :\n\n" + "\n".join(f"- {md_code(p)}" for p in problems)
     status += "\n\n`results.json` et `report.html` sont à télécharger en bas de la page."
     return {"status": status, "metrics_headers": rows[0], "metrics_rows": rows[1:], "items_rows": _items_rows(primary),
             "results": str(_servable(results_path)), "report": str(_servable(report_path))}
 
 
-def build_eval_tab(assistant: Any, settings: Any, limiter: RunLimiter | None = None) -> None:
-    """Create the tab's components in the current Blocks context."""
+def build_eval_tab(assistant: Any, settings: Any, limiter: RunLimiter | None = None,
+                   guard: Callable[..., None] | None = None, record: Callable[..., None] | None = None) -> None:
+    """Create the tab's components in the current Blocks context. ``guard(request, action,
+    document)`` raises ``gr.Error`` for a caller who may not run an evaluation (the app's: not an
+    administrator); ``record(request, action, document, detail)`` writes the audit log."""
     limiter = limiter or RunLimiter(settings.eval_interval_seconds)
     gr.Markdown(
         "Évaluez l'assistant sur un jeu de questions au format JSONL partagé (une question par ligne : "
@@ -132,13 +152,21 @@ def build_eval_tab(assistant: Any, settings: Any, limiter: RunLimiter | None = N
         order = [value for _, value in CONFIG_CHOICES]
         chosen = sorted(chosen or ["extractive"], key=lambda v: order.index(v) if v in order else len(order))
         who = getattr(request, "username", None) or getattr(getattr(request, "client", None), "host", None) or "?"
+        named = DEV_SET.name if dev or not dataset else Path(dataset).name
+        if guard is not None:
+            guard(request, "évaluation", named)
         progress(0, desc="Préparation…")
         try:  # an evaluation costs about half a minute of CPU: one at a time, one per person and period
             out = limiter.run(who, lambda: run_evaluation(
                 assistant, settings, dataset, dev, chosen, skip,
                 lambda name, total: (lambda it: progress.tqdm(it, desc=name, total=total, unit="question"))))
         except RuntimeError as exc:
+            if record is not None:
+                record(request, "évaluation refusée", named, str(exc))
             raise gr.Error(str(exc)) from None
+        if record is not None:
+            record(request, "évaluation", named, f"configurations : {', '.join(chosen)} ; "
+                   + re.sub(r"[*`\\]", "", out["status"].split("\n")[0]))
         return (out["status"], pd.DataFrame(out["metrics_rows"], columns=out["metrics_headers"]),
                 pd.DataFrame(out["items_rows"], columns=ITEM_HEADERS), out["results"], out["report"])
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote
 
 from assistant.library import corpus_file
 
 from .access import json_response, signed_in
 
 PREFIX = "/documents/"
+MAX_SOURCE_CHARS = 1024  # longer than any path the corpus can hold: not one of its files
+MAX_SOURCE_PARTS = 64
 _TYPES = {".md": "text/plain; charset=utf-8", ".txt": "text/plain; charset=utf-8",
           ".html": "text/plain; charset=utf-8", ".htm": "text/plain; charset=utf-8"}
 
@@ -47,11 +48,17 @@ class DocumentFiles:
         if not signed_in(scope):
             await json_response(send, 401, {"detail": "Non authentifié."}, [])
             return
-        target = self.resolve(unquote(path[len(PREFIX):]))
+        # The server has already decoded the path once (``%20`` is a space, ``%2520`` a file name
+        # holding ``%20``): decoding it again would open another file, or none.
+        target = self.resolve(path[len(PREFIX):])
         if target is None:
             await json_response(send, 404, {"detail": "Document introuvable."}, [])
             return
-        body = target.read_bytes()
+        try:
+            body = target.read_bytes()
+        except OSError:  # removed or replaced meanwhile
+            await json_response(send, 404, {"detail": "Document introuvable."}, [])
+            return
         kind = _TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         headers = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode()),
                    (b"content-disposition", b"inline"), (b"x-content-type-options", b"nosniff"),
@@ -62,5 +69,11 @@ class DocumentFiles:
         await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
 
     def resolve(self, source: str) -> Path | None:
-        """The file ``source`` names inside the corpus, or None when it is not one to serve."""
-        return corpus_file(self.root, source)
+        """The file ``source`` names inside the corpus, or None when it is not one to serve (a
+        path too long or too deep for any file of the corpus is none, without asking the disk)."""
+        if len(source) > MAX_SOURCE_CHARS or source.count("/") >= MAX_SOURCE_PARTS:
+            return None
+        try:
+            return corpus_file(self.root, source)
+        except (OSError, ValueError, RecursionError):  # a name the system cannot even look up
+            return None

@@ -264,3 +264,20 @@ def update_message(summary: dict) -> str:
              (("added", "ajouté(s)"), ("updated", "modifié(s)"), ("removed", "retiré(s)"), ("failed", "laissé(s) de côté"))]
     return (f"Index à jour en {summary.get('seconds', 0):.1f} s : {', '.join(parts)} ; "
             f"{summary.get('chunks_embedded', 0)} passage(s) calculé(s), {summary.get('documents', 0)} document(s) indexé(s).")
+
+
+def message_html(text: str) -> str:
+    """A message of the Documents tab (it names files): text, never markup or Markdown."""
+    return f'<p class="ia-library-message">{esc(text)}</p>'
+
+
+def audit_html(entries: Iterable[dict]) -> str:
+    """The audit log (most recent first), every cell escaped."""
+    entries = list(entries)
+    rows = "".join("<tr>" + "".join(f"<td>{esc(e.get(column, ''))}</td>" for column in
+                                     ("date", "utilisateur", "adresse", "action", "document", "détail")) + "</tr>"
+                   for e in entries)
+    caption = f"{len(entries)} opération(s), les plus récentes d'abord" if entries else "Aucune opération enregistrée."
+    return (f'<table class="ia-audit"><caption>{esc(caption)}</caption><thead><tr><th scope="col">Date (UTC)</th>'
+            '<th scope="col">Utilisateur</th><th scope="col">Adresse</th><th scope="col">Action</th>'
+            f'<th scope="col">Document</th><th scope="col">Détail</th></tr></thead><tbody>{rows}</tbody></table>')
