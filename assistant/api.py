@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .chat import FollowUpRewriter, small_talk, small_talk_reply, validate_history, without_greeting
+from .chat import (FollowUpRewriter, continuation_of, is_continuation, small_talk, small_talk_reply,
+                   validate_history, without_greeting)
 from .discovery import Discovery, Explorer, candidate_questions
 from .config import Settings, load_settings, prepare_environment
 from .context import PipelineContext
@@ -22,7 +23,8 @@ from .errors import AssistantError
 from .index import ensure_index, load_published, update_index
 from .reranking import Reranker
 from .retrieval import Retriever
-from .selectors import selectors
+from .engines.compose import quoted_answer
+from .selectors import Selection, Unit, selectors
 from .stores import Index
 from .stores.manifest import stale_reasons
 from .text import guess_language, require_utf8
@@ -254,6 +256,11 @@ class Assistant:
         # Only the recent turns can be what a follow-up refers to; a long history costs time, not sense.
         limit = self.settings.max_question_chars
         turns = [{**t, "content": t["content"][:limit]} for t in turns[-self.settings.max_history_turns:]]
+        following = self._continuation(question, turns)
+        if following is not None:  # « Et ensuite ? »: the next sentence of the document, not a new search
+            yield replace(following, timings={**following.timings, "total_ms": _ms(started, time.perf_counter())},
+                          notices=tuple(notices))
+            return
         query = pipeline.rewriter.rewrite(question, turns)[:2 * limit]
         rewritten = time.perf_counter()
         # The reranker and the calibrated scorers read the whole candidate pool; the answer keeps k passages.
@@ -270,6 +277,21 @@ class Assistant:
                               notices=(*notices, *piece.notices, *_language_notice(piece)))
             else:
                 yield piece
+
+    def _continuation(self, question: str, turns: list[dict[str, str]]) -> Answer | None:
+        """For « Et ensuite ? » after an answer: the sentence that follows, in its document, the last
+        one that answer quoted, cited; None for any other question (or when it quoted nothing)."""
+        previous = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), None)
+        if previous is None or not is_continuation(question):
+            return None
+        index = self.pipeline.index
+        sentence = continuation_of(previous, index.sentences)
+        if sentence is None:
+            return None
+        passage = Passage.of_chunk(index.chunk(sentence.chunk_id))
+        selection = Selection(question, question, guess_language(question), (Unit((sentence,), 1.0, passage),),
+                              (passage,))
+        return quoted_answer(selection, self.pipeline.engine.name, time.perf_counter())
 
     # -- input checks ---------------------------------------------------------------------
     def _clean_question(self, question: Any) -> tuple[str, list[str]]:

@@ -75,6 +75,31 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class ReaderCalibration:
+    """The reader's models (``selectors/reader.py``): which candidate answers, and the probability
+    that the answer given is right, with the two thresholds that make it sure, unsure or withheld."""
+
+    candidate: Logistic  # P(this sentence holds the answer), from the evidence and reading features
+    confidence: Logistic  # P(the answer given is right), from the question and its best candidate
+    sure_threshold: float  # at or above: the sentence alone
+    abstain_threshold: float  # below: no answer; between the two: the closest passage, marked unsure
+    passages: int = 3  # the reranked passages whose sentences are read
+    window_chars: int = 450  # an unsure answer's passage excerpt
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.to_dict(), "confidence": self.confidence.to_dict(),
+                "sure_threshold": self.sure_threshold, "abstain_threshold": self.abstain_threshold,
+                "passages": self.passages, "window_chars": self.window_chars, "metadata": self.metadata}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ReaderCalibration":
+        return cls(Logistic.from_dict(data["candidate"]), Logistic.from_dict(data["confidence"]),
+                   float(data["sure_threshold"]), float(data["abstain_threshold"]), int(data.get("passages", 3)),
+                   int(data.get("window_chars", 450)), dict(data.get("metadata") or {}))
+
+
+@dataclass(frozen=True)
 class Calibration:
     candidate: Logistic
     answerable: Logistic
@@ -89,6 +114,7 @@ class Calibration:
     # The rules' weights, windows and margins (``selectors.rules.RulesParameters``): set by hand, not
     # fitted, but kept with the threshold fitted for them; ``assistant calibrate`` carries them over.
     rules: dict | None = None
+    reader: ReaderCalibration | None = None  # ``answer_scorer = "reader"``
 
     @property
     def sha256(self) -> str:
@@ -98,6 +124,8 @@ class Calibration:
         """What an eval's ``config`` records about the scorer in use."""
         return {"path": self.path, "sha256": self.sha256[:16], "threshold": self.threshold,
                 "gate_threshold": self.gate_threshold, "rules_threshold": self.rules_threshold,
+                **({"reader": {"sure_threshold": self.reader.sure_threshold,
+                               "abstain_threshold": self.reader.abstain_threshold}} if self.reader else {}),
                 "datasets": [d.get("name") for d in self.metadata.get("datasets", [])],
                 "target_false_abstention": self.metadata.get("target_false_abstention")}
 
@@ -106,6 +134,7 @@ class Calibration:
                 "gate_threshold": self.gate_threshold,
                 **({"rules_threshold": self.rules_threshold} if self.rules_threshold is not None else {}),
                 **({"rules": dict(self.rules)} if self.rules is not None else {}),
+                **({"reader": self.reader.to_dict()} if self.reader is not None else {}),
                 "candidate": self.candidate.to_dict(), "answerable": self.answerable.to_dict(),
                 **({"reranker": self.reranker.to_dict()} if self.reranker else {}), "metadata": self.metadata}
 
@@ -129,7 +158,8 @@ class Calibration:
                        float(data.get("gate_threshold", 0.0)),
                        Logistic.from_dict(data["reranker"]) if data.get("reranker") else None,
                        float(data["rules_threshold"]) if data.get("rules_threshold") is not None else None,
-                       dict(data["rules"]) if data.get("rules") is not None else None)
+                       dict(data["rules"]) if data.get("rules") is not None else None,
+                       ReaderCalibration.from_dict(data["reader"]) if data.get("reader") else None)
         except FileNotFoundError as exc:
             raise AssistantError(f"Calibration introuvable : {path}. Lancez `assistant calibrate`.") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -10,9 +10,11 @@ alone, so an unrelated history never pollutes it.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from .language import pack
 from .text import content_stems, fold_accents, function_words, require_utf8, words
+from .types import Sentence
 
 ROLES = ("user", "assistant")
 _CONNECTOR = re.compile(r"^\s*(et|and|mais|but|puis|also|ou|or|alors|so|what about|how about)\b", re.IGNORECASE)
@@ -115,6 +117,24 @@ class FollowUpRewriter:
         stripped = _CONNECTOR.sub("", question).strip(" ,")
         stripped = stripped[:1].upper() + stripped[1:]
         return " — ".join([stripped] + context + ([", ".join(names)] if names else []))
+
+
+# -- « Et ensuite ? »: the document goes on after the previous answer -------------------------------
+def is_continuation(question: str) -> bool:
+    """A question that only asks what comes next (« Et ensuite ? », « Et après ? », "What next?")."""
+    folded = " ".join(re.findall(r"\w+", fold_accents(question.casefold())))
+    return any(folded in pack(code).continuations for code in ("fr", "en"))
+
+
+def continuation_of(previous_answer: str, sentences: Sequence[Sentence]) -> Sentence | None:
+    """The sentence that follows, in its document, the last sentence the previous answer quoted
+    (sentences in index order: each document's in reading order); None when it quoted none."""
+    quoted = [i for i, sentence in enumerate(sentences) if len(sentence.text) > 20 and sentence.text in previous_answer]
+    if not quoted:
+        return None
+    last = sentences[quoted[-1]]
+    following = sentences[quoted[-1] + 1] if quoted[-1] + 1 < len(sentences) else None
+    return following if following is not None and following.document == last.document else None
 
 
 # -- greetings, thanks and help: answered without searching ------------------------------------

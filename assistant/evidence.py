@@ -157,6 +157,12 @@ class EvidenceScorer:
         self._document_stems = _Cached(document_stems, size=4096)
         self._last = threading.local()  # the last analysis of this thread (see ``features``)
 
+    def word_idf(self, word: str) -> float:
+        """The inverse document frequency, over the corpus's sentences, of a word's stem (a word the
+        corpus never uses weighs as the rarest)."""
+        stem = next((t for t in token_stems(word) if t), None)
+        return self._idf.get(stem, self._unknown_idf) if stem else 0.0
+
     def features(self, question: str, query: str, passages: Sequence[Passage],
                  ) -> tuple[list[tuple[Sentence, ...]], list[Passage], np.ndarray, QuestionProfile]:
         """The candidates of ``passages`` and their feature matrix (rows in FEATURES order).

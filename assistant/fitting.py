@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .calibration import Calibration, Logistic
+from .calibration import Calibration, Logistic, ReaderCalibration
 from .chat import FollowUpRewriter
 from .config import PROJECT_ROOT, Settings, for_corpus
 from .context import PipelineContext
@@ -28,7 +29,9 @@ from .engines.compose import compose, extractive_pieces
 from .errors import AssistantError
 from .evidence import ANSWERABLE_FEATURES, FEATURES, PASSAGE_FEATURES, EvidenceScorer, answerable_row
 from .index import ensure_index
+from .reading import shared_pipeline
 from .reranking import Reranker
+from .selectors.reader import CANDIDATE_FEATURES, CONFIDENCE_FEATURES, ReaderAnalysis, analyse, confidence_row
 from .retrieval import Retriever
 from .selectors.rules import rules_selector
 from .text import normalize_for_match
@@ -47,6 +50,21 @@ class Sample:
     rules_abstained: bool = True  # what the rule-based engine did with the question (no score threshold)
     rules_correct: bool = False
     rules_score: float = 0.0  # the score of what it quoted first (its threshold is fitted on it)
+    reader: "ReaderSample | None" = None  # the reader's candidates (first passages), when collected
+
+
+@dataclass
+class ReaderSample:
+    """The reader's view of one calibration question: its candidates (of the first reranked
+    passages) with their features, labels, texts and passages, and how to judge a composed answer."""
+
+    matrix: np.ndarray  # rows in CANDIDATE_FEATURES order
+    labels: np.ndarray
+    passage_ranks: list[int]
+    texts: list[str]
+    chunks: list[str]
+    is_list: list[bool]
+    holds_answer: Callable[[str], bool]
 
 
 class _Outcomes:
@@ -210,31 +228,57 @@ def fit_reranker(samples: list[PassageSample], folds: int = 5) -> tuple[Logistic
                    "positives": int(labels.sum()), "out_of_fold": report}
 
 
+class _Answerability:
+    """The candidate model out of fold, then the answerability model out of fold on its scores:
+    every question scored by models that never saw its document (what ``fit_calibration`` fits
+    and chooses thresholds on, and what the reader's abstention starts from)."""
+
+    def __init__(self, samples: list[Sample], folds: int) -> None:
+        self.question_weight = _question_weights([s.dataset for s in samples])
+        self.matrix = np.vstack([s.matrix for s in samples])
+        self.labels = np.concatenate([s.labels for s in samples]).astype(int)
+        owner = np.concatenate([[i] * len(s.labels) for i, s in enumerate(samples)])
+        self.weights = self.question_weight[owner]
+        self.fold_of = fold_of = _folds([s.group for s in samples], folds)
+        out_of_fold = np.zeros(len(self.labels))
+        for k in range(fold_of.max() + 1):
+            train, test = fold_of[owner] != k, fold_of[owner] == k
+            out_of_fold[test] = _fold_probabilities(self.matrix[train], self.labels[train], self.weights[train],
+                                                    self.matrix[test], FEATURES)
+        self.rows = np.vstack([answerable_row(self.matrix[owner == i], out_of_fold[owner == i])
+                               for i in range(len(samples))])
+        self.answerable = np.array([s.answerable for s in samples], dtype=int)
+        self.correct = np.array([bool(s.labels[int(np.argmax(out_of_fold[owner == i]))])
+                                 for i, s in enumerate(samples)])
+        self.confidence = np.zeros(len(samples))
+        for k in range(fold_of.max() + 1):
+            train, test = fold_of != k, fold_of == k
+            self.confidence[test] = _fold_probabilities(self.rows[train], self.answerable[train],
+                                                        self.question_weight[train], self.rows[test],
+                                                        ANSWERABLE_FEATURES)
+
+
+def gated_answers(samples: list[Sample], calibration: Calibration, folds: int = 5) -> dict[tuple[str, str], bool]:
+    """Per question (dataset, id): did the gated selector answer (the rules without a threshold
+    answered, their score reached ``rules_threshold`` and the out-of-fold answerability
+    ``gate_threshold``)?"""
+    kept = [s for s in samples if len(s.labels)]
+    confidence = _Answerability(kept, folds).confidence
+    return {(s.dataset, s.item_id): bool(not s.rules_abstained and s.rules_score >= (calibration.rules_threshold or 0.0)
+                                         and c >= calibration.gate_threshold)
+            for s, c in zip(kept, confidence)}
+
+
 def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
                     metadata: dict | None = None, gate_target: float = 0.04,
                     reranker: Logistic | None = None, rules: dict | None = None) -> Calibration:
     """Both models, the thresholds, and out-of-fold numbers, from the samples (deterministic)."""
     samples = [s for s in samples if len(s.labels)]
     datasets = list(dict.fromkeys(s.dataset for s in samples))
-    question_weight = _question_weights([s.dataset for s in samples])
-    matrix = np.vstack([s.matrix for s in samples])
-    labels = np.concatenate([s.labels for s in samples]).astype(int)
-    owner = np.concatenate([[i] * len(s.labels) for i, s in enumerate(samples)])
-    weights = question_weight[owner]
-    fold_of = _folds([s.group for s in samples], folds)
-    # Out of fold: every question scored by models that never saw its document.
-    out_of_fold = np.zeros(len(labels))
-    for k in range(fold_of.max() + 1):
-        train, test = fold_of[owner] != k, fold_of[owner] == k
-        out_of_fold[test] = _fold_probabilities(matrix[train], labels[train], weights[train], matrix[test], FEATURES)
-    rows = np.vstack([answerable_row(matrix[owner == i], out_of_fold[owner == i]) for i in range(len(samples))])
-    answerable = np.array([s.answerable for s in samples], dtype=int)
-    correct = np.array([bool(s.labels[int(np.argmax(out_of_fold[owner == i]))]) for i, s in enumerate(samples)])
-    confidence = np.zeros(len(samples))
-    for k in range(fold_of.max() + 1):
-        train, test = fold_of != k, fold_of == k
-        confidence[test] = _fold_probabilities(rows[train], answerable[train], question_weight[train], rows[test],
-                                               ANSWERABLE_FEATURES)
+    fitted = _Answerability(samples, folds)
+    question_weight, matrix, labels, weights = fitted.question_weight, fitted.matrix, fitted.labels, fitted.weights
+    rows, answerable, correct, confidence = fitted.rows, fitted.answerable, fitted.correct, fitted.confidence
+    fold_of = fitted.fold_of
     threshold = choose_threshold(samples, confidence, target_false_abstention)
     rules_threshold, gate_threshold, curves = choose_thresholds(samples, confidence, gate_target)
     candidate = Logistic.fit(matrix, labels, weights, FEATURES)
@@ -268,6 +312,111 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
                           "curve": curves["gate"], "rules_curve": curves["rules"]}})
     return Calibration(candidate, answer_model, threshold, info, gate_threshold=gate_threshold, reranker=reranker,
                        rules_threshold=rules_threshold, rules=rules)
+
+
+def reader_window(sample: ReaderSample, probabilities: np.ndarray, window_chars: int) -> str:
+    """An unsure answer's quote: the best candidate and the next likeliest single sentences of its
+    passage, within ``window_chars`` (as ``selectors/reader.py`` composes it; order does not
+    matter for the containment check)."""
+    order = [int(i) for i in np.argsort(-probabilities, kind="stable")]
+    best = order[0]
+    chosen, length = [sample.texts[best]], len(sample.texts[best])
+    for j in order[1:]:
+        if sample.is_list[j] or sample.chunks[j] != sample.chunks[best]:
+            continue
+        if length + len(sample.texts[j]) + 1 <= window_chars:
+            chosen.append(sample.texts[j])
+            length += len(sample.texts[j]) + 1
+    return " ".join(chosen)
+
+
+def fit_reader(samples: list[Sample], gated: dict[tuple[str, str], bool] | None = None, folds: int = 5,
+               sure_target: float = 0.90, added_false_abstention: float = 0.02, passages: int = 3,
+               window_chars: int = 450) -> ReaderCalibration:
+    """The reader's candidate model, its confidence model (P(the answer given is right), questions
+    about absent documents counted as wrong) and both thresholds, from out-of-fold predictions
+    (folds grouped by document). ``sure_threshold``: the lowest whose answers at or above it are
+    right for at least ``sure_target`` of them (questions about absent documents counted wrong).
+    Below it, the reader answers what the gated selector answers (``gated``: per question, did it?)
+    and withholds more below ``abstain_threshold``: among the thresholds adding at most
+    ``added_false_abstention`` false abstention on every dataset, the one abstaining most on
+    unanswerable questions (mean over datasets), then the lowest."""
+    usable = [s for s in samples if s.reader is not None and len(s.reader.labels)]
+    if len(usable) < 10:
+        raise AssistantError("Trop peu de questions pour ajuster le modèle de lecture (reader).")
+    readers = [s.reader for s in usable]
+    question_weight = _question_weights([s.dataset for s in usable])
+    matrix = np.vstack([r.matrix for r in readers])
+    labels = np.concatenate([r.labels for r in readers]).astype(int)
+    owner = np.concatenate([[i] * len(r.labels) for i, r in enumerate(readers)])
+    fold_of = _folds([s.group for s in usable], folds)
+    out_of_fold = np.zeros(len(labels))
+    for k in range(fold_of.max() + 1):
+        train, test = fold_of[owner] != k, fold_of[owner] == k
+        out_of_fold[test] = _fold_probabilities(matrix[train], labels[train], question_weight[owner][train],
+                                                matrix[test], CANDIDATE_FEATURES)
+    probabilities = [out_of_fold[owner == i] for i in range(len(usable))]
+    rows = np.vstack([confidence_row(ReaderAnalysis([], [], r.matrix, r.passage_ranks), p)
+                      for r, p in zip(readers, probabilities)])
+    best = [int(np.argmax(p)) for p in probabilities]
+    right = np.array([s.answerable and bool(r.labels[b]) for s, r, b in zip(usable, readers, best)], dtype=int)
+    confidence = np.zeros(len(usable))
+    for k in range(fold_of.max() + 1):
+        train, test = fold_of != k, fold_of == k
+        confidence[test] = _fold_probabilities(rows[train], right[train], question_weight[train], rows[test],
+                                               CONFIDENCE_FEATURES)
+    answerable = np.array([s.answerable for s in usable])
+    gate = np.array([True if gated is None else gated.get((s.dataset, s.item_id), True) for s in usable])
+    names = list(dict.fromkeys(s.dataset for s in usable))
+    in_set = {name: np.array([s.dataset == name for s in usable]) for name in names}
+    grid = [round(t, 3) for t in np.arange(0.0, 1.0, 0.005)]
+
+    sure = next((t for t in grid if (confidence >= t).any() and right[confidence >= t].mean() >= sure_target), 1.0)
+
+    def answers(t: float) -> np.ndarray:
+        return (gate & (confidence >= t)) | (confidence >= sure)
+
+    def added(t: float) -> float:
+        return max(float(np.mean((gate & ~answers(t))[in_set[n] & answerable])) for n in names
+                   if (in_set[n] & answerable).any())
+
+    def abstention(t: float) -> float:
+        values = [float(np.mean(~answers(t)[in_set[n] & ~answerable])) for n in names
+                  if (in_set[n] & ~answerable).any()]
+        return float(np.mean(values)) if values else 0.0
+
+    allowed = [t for t in grid if t <= sure and added(t) <= added_false_abstention]
+    abstain = max(allowed, key=lambda t: (abstention(t), -t)) if allowed else 0.0
+    answered = answers(abstain)
+    window_right = np.array([s.answerable and r.holds_answer(reader_window(r, p, window_chars))
+                             for s, r, p in zip(usable, readers, probabilities)])
+    report = {}
+    for name in names:
+        members = in_set[name]
+        yes, no = members & answerable, members & ~answerable
+        is_sure, is_unsure = answered & (confidence >= sure), answered & (confidence < sure)
+        given = members & answered
+        # Risk against coverage: the answers given, surest first, then the withheld ones.
+        order = np.lexsort((-confidence[members], ~answered[members]))
+        risks = 1 - np.cumsum(right[members][order]) / np.arange(1, members.sum() + 1)
+        report[name] = {
+            "questions": int(members.sum()),
+            "best_candidate_correct": _share(list(right[yes].astype(bool))),
+            "accuracy": _share(list((is_sure & right.astype(bool) | is_unsure & window_right)[yes])),
+            "sure_coverage": _share(list(is_sure[yes])),
+            "sure_precision": _share(list(right[members & is_sure].astype(bool))),
+            "unsure_share": _share(list(is_unsure[given])),
+            "abstention": _share(list(~answered[no])),
+            "false_abstention": _share(list(~answered[yes])),
+            "aurc": round(float(risks.mean()), 4),
+        }
+    candidate = Logistic.fit(matrix, labels, question_weight[owner], CANDIDATE_FEATURES)
+    confidence_model = Logistic.fit(rows, right, question_weight, CONFIDENCE_FEATURES)
+    return ReaderCalibration(candidate, confidence_model, sure, abstain, passages, window_chars, {
+        "sure_target": sure_target, "added_false_abstention": added_false_abstention,
+        "abstention": "below sure_threshold: the gated selector's, then below abstain_threshold",
+        "cross_validation": "grouped by document within a dataset", "out_of_fold": report,
+        "label": "the answer given (its best candidate) holds the annotated span; absent questions are wrong"})
 
 
 class _Labeller:
@@ -320,12 +469,14 @@ def collect_passages(name: str, items: Sequence[Any], retriever: Any, rewriter: 
 
 def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: Any, scorer: Any,
                     pool: int, progress: Callable[[Iterable], Iterable] = lambda it: it,
-                    rules: Any = None, top_k: int = 5, reranker: Any = None) -> list[Sample]:
+                    rules: Any = None, top_k: int = 5, reranker: Any = None, reading: Any = None,
+                    read_passages: int = 3) -> list[Sample]:
     """Each item through the real pipeline (follow-up rewrite, retrieval, reranking when given,
     candidates), labelled: a candidate holds the answer when its text satisfies every
     ``must_include`` group (the eval format's matching rule). With ``rules`` (the rule-based
     engine, given without a score threshold), what it answers from the first ``top_k`` passages and the
-    score of what it quotes first are recorded too, for its threshold and the gate."""
+    score of what it quotes first are recorded too, for its threshold and the gate. With ``reading``
+    (the language pipeline), the reader's candidates of the first ``read_passages`` passages too."""
     labeller = _Labeller(name, items, scorer.index.chunks)
     samples = []
     for item in progress(items):
@@ -341,9 +492,16 @@ def collect_samples(name: str, items: Sequence[Any], retriever: Any, rewriter: A
             if selection.units:  # the first is what it quotes first
                 first = selection.units[0]
                 text = compose(selection, extractive_pieces(list(selection.units)), rules.name, 0.0).text
+        read = None
+        if reading is not None:
+            analysis = analyse(scorer, reading, item.question, query, passages, read_passages)
+            texts = [" ".join(x.text for x in unit) for unit in analysis.units]
+            read = ReaderSample(analysis.matrix, np.array([labeller.holds_answer(item, t) for t in texts], dtype=bool),
+                                analysis.passage_ranks, texts, [o.chunk_id for o in analysis.owners],
+                                [len(unit) > 1 for unit in analysis.units], partial(labeller.holds_answer, item))
         samples.append(Sample(name, item.id, labeller.group(item), item.answerable, matrix, labels,
                               first is None, first is not None and labeller.holds_answer(item, text),
-                              first.score if first is not None else 0.0))
+                              first.score if first is not None else 0.0, read))
     return samples
 
 
@@ -392,10 +550,11 @@ def calibrate(settings: Settings, sets: Sequence[CalibrationSet], target_false_a
         samples += collect_samples(name, dataset.items, retriever, FollowUpRewriter(), scorer, local.candidate_pool,
                                    progress(f"{dataset.path.name} (phrases)", len(dataset.items)),
                                    rules=rules_selector(context), top_k=local.top_k,
-                                   reranker=Reranker(scorer, reranker_model))
-    return fit_calibration(samples, target_false_abstention, metadata={
+                                   reranker=Reranker(scorer, reranker_model), reading=shared_pipeline())
+    calibration = fit_calibration(samples, target_false_abstention, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
         "embedding_backend": settings.embedding_backend, "chunk_target_tokens": settings.chunk_target_tokens,
         "reranking": reranking,
         "weighting": "a dataset weighs as the square root of its number of questions"}, gate_target=gate_target,
         reranker=reranker_model, rules=rules)
+    return replace(calibration, reader=fit_reader(samples, gated_answers(samples, calibration)))

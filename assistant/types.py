@@ -133,6 +133,9 @@ class Answer:
     spans: tuple[tuple[int, int], ...] = ()  # the answer itself inside ``text`` (a date, a name...)
     confidence: float | None = None  # calibrated probability that the corpus answers (calibrated scorer)
     conversational: bool = False  # a reply to a greeting, thanks or a request for help: nothing was searched
+    # How sure the answer is, for selectors that grade their answers (``reader``): "sure", "unsure"
+    # (the closest passage, shown as such) or "abstained"; None otherwise.
+    certainty: str | None = None
 
     @property
     def markdown(self) -> str:
@@ -150,5 +153,5 @@ class Answer:
             "language": self.language, "engine": self.engine, "timings": dict(self.timings),
             "retrieved": [p.to_dict() for p in self.retrieved], "notices": list(self.notices),
             "spans": [list(s) for s in self.spans], "markdown": self.markdown, "confidence": self.confidence,
-            "conversational": self.conversational,
+            "conversational": self.conversational, "certainty": self.certainty,
         }

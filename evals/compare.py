@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .dataset import EvalItem
-from .metrics import category_accuracy, compute_metrics
+from .metrics import category_accuracy, compute_metrics, question_word_accuracy, risk_coverage
 from .runner import run_item
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,6 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "calibrated": {"answer_scorer": "calibrated"},
     "rules": {"answer_scorer": "rules"},
     "gated": {"answer_scorer": "gated"},
+    "reader": {"answer_scorer": "reader"},
 }
 ALIASES = {"mode": "retrieval_mode", "k": "top_k", "threshold": "abstain_threshold"}
 QUERY_SETTINGS = ("engine", "retrieval_mode", "top_k", "fusion", "rrf_k", "dense_weight", "candidate_pool",
@@ -163,15 +164,23 @@ def _reset_query_cache(runner: Any) -> None:
         cache.clear()
 
 
-def diagnostics(results: list[dict[str, Any]]) -> dict[str, Any]:
+SHORT_ANSWER_CHARS = 450
+
+
+def diagnostics(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, Any]:
     """Numbers outside the shared metrics that keep a comparison honest (a long answer contains
-    more facts by chance: answer length is shown next to accuracy)."""
+    more facts by chance: answer length is shown next to accuracy; how right the surest answers
+    are: coverage and precision of sure answers, AURC)."""
     answered = [r for r in results if not r["abstained"] and not r.get("error")]
     answer_chars = [len(r["answer"]) for r in answered]
     cited_chars = [sum(len(c["text"]) for c in r["citations"]) for r in answered]
+    answerable = [r for i, r in zip(items, results) if i.answerable]
+    short = [bool(r["correct"]) and len(r["answer"]) <= SHORT_ANSWER_CHARS for r in answerable]
     return {
         "answer_chars_median": statistics.median(answer_chars) if answer_chars else None,
         "cited_chars_median": statistics.median(cited_chars) if cited_chars else None,
+        "correct_and_short": round(sum(short) / len(short), 4) if short else None,
+        **risk_coverage(items, results),
         "errors": sum(1 for r in results if r.get("error")),
         "failures": sum(1 for r in results if not r["correct"]),
     }
@@ -189,7 +198,8 @@ def run_configuration(runner: Any, config: dict[str, Any], items: list[EvalItem]
     _reset_query_cache(runner)
     results = [run_item(runner, item) for item in progress(items)]
     return {"name": config["name"], "config": config, "metrics": compute_metrics(items, results),
-            "categories": category_accuracy(items, results), "diagnostics": diagnostics(results),
+            "categories": category_accuracy(items, results), "question_words": question_word_accuracy(items, results),
+            "diagnostics": diagnostics(items, results),
             "items": results}
 
 

@@ -152,3 +152,56 @@ def category_accuracy(items: list[EvalItem], results: list[dict[str, Any]]) -> d
                  for i, r in zip(items, results) if i.category == category]
         out[category] = {"n": len(marks), "correct": sum(marks), "accuracy": _mean([float(m) for m in marks])}
     return out
+
+
+# The question word that frames a French question, for the per-question-word table.
+QUESTION_WORDS = ("qui", "quand", "combien", "où", "quel", "comment", "pourquoi", "que", "autre")
+_WH_FORMS = {"qui": "qui", "quand": "quand", "combien": "combien", "où": "où", "ou": None, "quel": "quel",
+             "quelle": "quel", "quels": "quel", "quelles": "quel", "lequel": "quel", "laquelle": "quel",
+             "comment": "comment", "pourquoi": "pourquoi", "que": "que", "qu": "que", "quoi": "que"}
+
+
+def question_word(question: str) -> str:
+    """The first question word of ``question`` (« En quelle année… » -> quel), else « autre »."""
+    import re
+
+    for word in re.findall(r"\w+", question.casefold()):
+        kind = _WH_FORMS.get(word)
+        if kind:
+            return kind
+    return "autre"
+
+
+def question_word_accuracy(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per question word, on answerable items: how many, the share answered correctly, and the
+    share whose first retrieved passage holds the evidence (hit@1)."""
+    out = {}
+    for word in QUESTION_WORDS:
+        pairs = [(i, r) for i, r in zip(items, results) if i.answerable and question_word(i.question) == word]
+        hits = [r.get("retrieval_rank") == 1 for i, r in pairs if i.evidence]
+        out[word] = {"n": len(pairs), "accuracy": _mean([float(bool(r["correct"])) for _, r in pairs]),
+                     "hit@1": _mean([float(h) for h in hits])}
+    return out
+
+
+def risk_coverage(items: list[EvalItem], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """How right the answers are when only the surest are kept: the answers given, ordered by
+    ``confidence`` (highest first; abstentions last), the risk (share wrong, questions about absent
+    documents counted wrong) at each coverage; AURC is its mean (lower is better). With graded
+    answers (``certainty``), the coverage and precision of the sure ones. None without confidences."""
+    scored = [(r.get("confidence"), bool(r["correct"]) and i.answerable and not r["abstained"], r)
+              for i, r in zip(items, results)]
+    if not scored or any(c is None for c, _, r in scored if not r["abstained"]):
+        return {"aurc": None, "curve": [], "sure_coverage": None, "sure_precision": None}
+    order = sorted(scored, key=lambda t: (t[2]["abstained"], -(t[0] or 0.0)))
+    right, curve = 0, []
+    for n, (_, ok, _) in enumerate(order, start=1):
+        right += ok
+        curve.append((n / len(order), 1 - right / n))
+    answerable = sum(1 for i in items if i.answerable)
+    sure = [(i, r) for i, r in zip(items, results) if r.get("certainty") == "sure"]
+    step = max(1, len(curve) // 50)
+    return {"aurc": round(sum(risk for _, risk in curve) / len(curve), 4),
+            "curve": [[round(c, 4), round(r, 4)] for c, r in curve[::step]],
+            "sure_coverage": round(sum(1 for i, _ in sure if i.answerable) / answerable, 4) if sure and answerable else None,
+            "sure_precision": round(sum(1 for i, r in sure if i.answerable and r["correct"]) / len(sure), 4) if sure else None}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .dataset import CATEGORIES
-from .metrics import METRIC_KEYS
+from .metrics import METRIC_KEYS, QUESTION_WORDS
 
 METRIC_LABELS = {
     "n_items": "questions évaluées",
@@ -66,7 +66,8 @@ def results_document(runs: list[dict[str, Any]], info: dict[str, Any]) -> dict[s
     diagnostics and items."""
     primary = runs[0]
     return {"metrics": primary["metrics"], "config": {**primary["config"], **info}, "items": _compact(primary["items"]),
-            "runs": [{**{k: run[k] for k in ("name", "config", "metrics", "categories", "diagnostics")},
+            "runs": [{**{k: run[k] for k in ("name", "config", "metrics", "categories", "diagnostics")
+                         if k in run}, "question_words": run.get("question_words", {}),
                       "items": _compact(run["items"])} for run in runs]}
 
 
@@ -97,6 +98,17 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             cells.append("—" if not c["n"] else f"{fmt(c['accuracy'])} ({c['correct']}/{c['n']})")
         rows.append([f"justes : {CATEGORY_LABELS[category]}", *cells])
     rows.append(["réponse (car., médiane)", *[fmt(r["diagnostics"]["answer_chars_median"], "_median") for r in runs]])
+    rows.append(["justes et <= 450 car.", *[fmt(r["diagnostics"].get("correct_and_short")) for r in runs]])
+    rows.append(["réponses sûres : couverture", *[fmt(r["diagnostics"].get("sure_coverage")) for r in runs]])
+    rows.append(["réponses sûres : justes", *[fmt(r["diagnostics"].get("sure_precision")) for r in runs]])
+    rows.append(["AURC (risque-couverture)", *[fmt(r["diagnostics"].get("aurc")) for r in runs]])
+    words = [w for w in QUESTION_WORDS if any(r.get("question_words", {}).get(w, {}).get("n") for r in runs)]
+    for word in words:
+        cells = []
+        for r in runs:
+            c = r.get("question_words", {}).get(word) or {"n": 0}
+            cells.append("—" if not c["n"] else f"{fmt(c['accuracy'])} (hit@1 {fmt(c['hit@1'])}, n={c['n']})")
+        rows.append([f"justes : « {word} »", *cells])
     return rows
 
 
@@ -380,6 +392,35 @@ def _config_table(runs: list[dict[str, Any]]) -> str:
     return f"<table>{''.join(rows)}</table>"
 
 
+def risk_coverage_chart(runs: list[dict[str, Any]], width: int = 760, height: int = 300) -> str:
+    """Risk (share of wrong answers) against coverage (share of questions answered, surest first),
+    one line per configuration that gives confidences: the lower the line, the better."""
+    lines = [(r["name"], r["diagnostics"].get("curve") or []) for r in runs]
+    lines = [(name, points) for name, points in lines if points]
+    if not lines:
+        return ""
+    left, top, plot_w, plot_h = 50, 30, width - 220, height - 70
+    colours = ("#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207")
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" role="img" '
+             f'aria-label="Risque selon la couverture"><text x="{left}" y="18" font-weight="bold">'
+             "Risque (réponses fausses) selon la couverture (réponses les plus sûres d'abord)</text>",
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#555"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#555"/>']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x, y = left + tick * plot_w, top + plot_h - tick * plot_h
+        parts.append(f'<text x="{x:.0f}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle">{tick:g}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.0f}" font-size="11" text-anchor="end">{tick:g}</text>')
+    for n, (name, points) in enumerate(lines):
+        path = " ".join(f"{left + c * plot_w:.1f},{top + plot_h - r * plot_h:.1f}" for c, r in points)
+        colour = colours[n % len(colours)]
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        parts.append(f'<text x="{left + plot_w + 12}" y="{top + 14 + 16 * n}" fill="{colour}" font-size="12">'
+                     f'{escape(name)}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 8}" font-size="11" text-anchor="middle">couverture</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def render_html(runs: list[dict[str, Any]], info: dict[str, Any]) -> str:
     primary = runs[0]
     names = [r["name"] for r in runs]
@@ -412,6 +453,7 @@ ignorés pour les faits attendus). Le tableau des questions ci-dessous porte sur
 <h2>Graphiques</h2>
 <div class="chart">{metrics_chart}</div>
 <div class="chart">{category_chart}</div>
+<div class="chart">{risk_coverage_chart(runs)}</div>
 <div class="chart">{latency_histograms(runs)}</div>
 <h2>Questions — « {escape(primary['name'])} » ({failures} échec(s) en premier)</h2>
 <p class="small">Rouge : échec (réponse fausse, abstention à tort ou réponse à une question sans réponse).

@@ -45,6 +45,7 @@ def run_item(assistant: Any, item: EvalItem, k: int | None = None) -> dict[str, 
         "latency_ms": round(latency, 2),
         "expected": [list(g) for g in item.must_include], "evidence": list(item.evidence),
         "reference_answer": item.reference_answer, "answerable": item.answerable,
+        "confidence": getattr(answer, "confidence", None), "certainty": getattr(answer, "certainty", None),
     }
     if error:
         result["error"] = error

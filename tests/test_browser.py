@@ -293,7 +293,7 @@ class HostileAssistant:
             time.sleep(1.0 if slow else 0.3)
             yield piece
         start = self.text.index(EVIL)
-        passage = Passage(chunk_id=self.chunk.id, text=self.text, document="evil", title=self.chunk.title,
+        passage = Passage(chunk_id="evil-0", text=self.text, document="evil", title=self.chunk.title,
                           source="evil.txt", section=self.chunk.section, start=0, end=len(self.text), score=0.9,
                           dense_score=0.9, bm25_score=0.0)
         citation = Citation(number=1, passage=passage, score=0.9, highlights=((start, start + len(EVIL)),))

@@ -30,7 +30,7 @@ MINUSMA = "Quand le mandat de la MINUSMA a-t-il pris fin ?"
 FOLLOW_UP = "Et qui l'a décidé ?"
 ABSENT = "Quel est le budget du programme ?"
 ANSWER_KEYS = {"text", "citations", "abstained", "query", "question", "language", "engine", "timings",
-               "retrieved", "notices", "spans", "markdown", "confidence", "conversational"}
+               "retrieved", "notices", "spans", "markdown", "confidence", "conversational", "certainty"}
 CITATION_KEYS = {"number", "text", "document", "title", "source", "section", "start", "end", "score",
                  "highlights", "quotes", "page", "url"}
 

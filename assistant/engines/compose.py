@@ -9,13 +9,11 @@ import time
 from dataclasses import replace
 from typing import Sequence
 
+from ..language import pack
 from ..selectors.base import Selection, Unit
 from ..types import Answer, Citation, Passage
 
-ABSTENTION = {
-    "fr": "Je n'ai pas trouvé cette information dans les documents.",
-    "en": "I could not find this information in the documents.",
-}
+ABSTENTION = {code: pack(code).strings["abstention"] for code in ("fr", "en")}
 _LEADING_CONNECTOR = re.compile(
     r"^(cependant|toutefois|néanmoins|par ailleurs|en outre|de plus|ainsi|alors|mais|et|or|"
     r"however|moreover|furthermore|also|and|but)\s*,?\s+", re.IGNORECASE)
@@ -66,12 +64,23 @@ def compose(selection: Selection, pieces: Pieces, engine: str, started: float, n
 
 def quoted_answer(selection: Selection, engine: str, started: float) -> Answer:
     """The selection quoted as it is (the extractive answer), its asked fact marked, with the
-    selector's confidence; or the abstention."""
+    selector's confidence and certainty; or the abstention. An unsure selection reads as the closest
+    passage, said to be so."""
+    graded = {"confidence": selection.confidence, "certainty": selection.certainty}
     if selection.abstained:
-        return replace(abstention(selection, engine, started), confidence=selection.confidence)
-    answer = compose(selection, extractive_pieces(list(selection.units)), engine, started)
+        return replace(abstention(selection, engine, started), **graded)
+    pieces = unsure_pieces(selection) if selection.certainty == "unsure" else extractive_pieces(list(selection.units))
+    answer = compose(selection, pieces, engine, started)
     spans = selection.mark(answer.text) if selection.mark is not None else ()
-    return replace(answer, spans=spans, confidence=selection.confidence)
+    return replace(answer, spans=spans, **graded)
+
+
+def unsure_pieces(selection: Selection) -> Pieces:
+    """« Je ne suis pas certain ; voici le passage le plus proche : « … » »: the selected sentences
+    verbatim, in reading order, as one quote."""
+    units = reading_order(list(selection.units))
+    quoted = " ".join(s.text for unit in units for s in unit.sentences)
+    return [(f"{pack(selection.language).strings['unsure']} « {quoted} »", units)]
 
 
 def unit_text(unit: Unit) -> str:

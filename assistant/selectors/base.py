@@ -46,6 +46,9 @@ class Selection:
     confidence: float | None = None  # calibrated probability (selectors fitted on data)
     # Where, in the composed answer's text, the fact the question asks for stands (a date, a name).
     mark: Callable[[str], Spans] | None = None
+    # Selectors that grade their answers: "sure", "unsure" (the closest passage is shown, its likely
+    # sentence marked) or "abstained"; None: the selector does not grade them.
+    certainty: str | None = None
 
     @property
     def abstained(self) -> bool:
@@ -70,7 +73,8 @@ class SentenceSelector(Protocol):
 SelectorFactory = Callable[["PipelineContext"], SentenceSelector]
 selectors: Registry[SelectorFactory] = Registry(
     "selectors", "answer_scorer",
-    builtins=("assistant.selectors.rules", "assistant.selectors.calibrated", "assistant.selectors.gated"))
+    builtins=("assistant.selectors.rules", "assistant.selectors.calibrated", "assistant.selectors.gated",
+              "assistant.selectors.reader"))
 
 
 def create_selector(name: str, context: "PipelineContext") -> SentenceSelector:
