@@ -31,7 +31,8 @@ from .evidence import ANSWERABLE_FEATURES, FEATURES, PASSAGE_FEATURES, EvidenceS
 from .index import ensure_index
 from .reading import shared_pipeline
 from .reranking import Reranker
-from .selectors.reader import CANDIDATE_FEATURES, CONFIDENCE_FEATURES, ReaderAnalysis, analyse, confidence_row
+from .selectors.reader import (CANDIDATE_FEATURES, CONFIDENCE_FEATURES, ReaderAnalysis, analyse, confidence_row,
+                               quote_budget)
 from .retrieval import Retriever
 from .selectors.rules import rules_selector
 from .text import normalize_for_match
@@ -314,9 +315,9 @@ def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06
                        rules_threshold=rules_threshold, rules=rules)
 
 
-def reader_window(sample: ReaderSample, probabilities: np.ndarray, window_chars: int) -> str:
+def reader_window(sample: ReaderSample, probabilities: np.ndarray, budget: int) -> str:
     """An unsure answer's quote: the best candidate and the next likeliest single sentences of its
-    passage, within ``window_chars`` (as ``selectors/reader.py`` composes it; order does not
+    passage, within ``budget`` characters (as ``selectors/reader.py`` composes it; order does not
     matter for the containment check)."""
     order = [int(i) for i in np.argsort(-probabilities, kind="stable")]
     best = order[0]
@@ -324,7 +325,7 @@ def reader_window(sample: ReaderSample, probabilities: np.ndarray, window_chars:
     for j in order[1:]:
         if sample.is_list[j] or sample.chunks[j] != sample.chunks[best]:
             continue
-        if length + len(sample.texts[j]) + 1 <= window_chars:
+        if length + len(sample.texts[j]) + 1 <= budget:
             chosen.append(sample.texts[j])
             length += len(sample.texts[j]) + 1
     return " ".join(chosen)
@@ -388,7 +389,8 @@ def fit_reader(samples: list[Sample], gated: dict[tuple[str, str], bool] | None 
     allowed = [t for t in grid if t <= sure and added(t) <= added_false_abstention]
     abstain = max(allowed, key=lambda t: (abstention(t), -t)) if allowed else 0.0
     answered = answers(abstain)
-    window_right = np.array([s.answerable and r.holds_answer(reader_window(r, p, window_chars))
+    budget = quote_budget(window_chars, "fr")  # the calibration sets are French
+    window_right = np.array([s.answerable and r.holds_answer(reader_window(r, p, budget))
                              for s, r, p in zip(usable, readers, probabilities)])
     report = {}
     for name in names:

@@ -86,7 +86,7 @@ def test_and_then_continues_after_the_previous_answer(reader):
     assert "Trente-deux participants" in again.text
 
 
-def test_the_unsure_form_quotes_at_most_450_characters_with_the_likely_sentence_marked(reader, tmp_path):
+def test_the_unsure_form_is_at_most_450_characters_with_the_likely_sentence_marked(reader, tmp_path):
     calibration = reader.pipeline.context.calibration
     always_unsure = replace(calibration, reader=replace(calibration.reader, sure_threshold=1.01, abstain_threshold=0.0))
     path = always_unsure.save(tmp_path / "unsure.json")
@@ -95,7 +95,7 @@ def test_the_unsure_form_quotes_at_most_450_characters_with_the_likely_sentence_
     prefix = pack("fr").strings["unsure"]
     assert answer.certainty == "unsure" and answer.text.startswith(prefix)
     quoted = answer.text[len(prefix):].rsplit("[", 1)[0].strip(" «»")
-    assert 0 < len(quoted) <= 450 and len(answer.spans) == 1
+    assert 0 < len(quoted) and len(answer.text) <= 450 and len(answer.spans) == 1
     assert answer.text[answer.spans[0][0]:answer.spans[0][1]] in quoted
     assert answer.to_dict()["certainty"] == "unsure"
 

@@ -28,6 +28,7 @@ from ..answer_types import question_words
 from ..calibration import ReaderCalibration
 from ..errors import AssistantError
 from ..evidence import FEATURES, EvidenceScorer, answerable_row
+from ..language import pack
 from ..reading import READING_FEATURES, Pipeline, answer_span, read_question, reading_features, shared_pipeline
 from ..text import guess_language
 from ..types import Passage, Sentence
@@ -134,15 +135,23 @@ class ReaderSelector:
                              mark=partial(_fact_in, sentence=sentence, span=span) if span else None)
         window = [unit]
         length = sum(len(s.text) for s in unit.sentences)
+        budget = quote_budget(self.model.window_chars, language)
         for j in order[1:]:  # the next likeliest sentences of the same passage, within the budget
             sentences = analysis.units[j]
             if len(sentences) > 1 or analysis.owners[j].chunk_id != unit.passage.chunk_id:
                 continue
-            if length + len(sentences[0].text) + 1 <= self.model.window_chars:
+            if length + len(sentences[0].text) + 1 <= budget:
                 window.append(Unit(sentences, round(float(probabilities[j]), 6), analysis.owners[j]))
                 length += len(sentences[0].text) + 1
         return Selection(question, query, language, tuple(window), ranked, confidence=confidence,
                          certainty="unsure", mark=partial(_likely_sentence, sentence=unit.sentences[0].text))
+
+
+def quote_budget(window_chars: int, language: str) -> int:
+    """The characters an unsure answer's quote may take for the whole answer to stay within
+    ``window_chars``: what the sentence saying it is unsure, the quotation marks and the marker take
+    is left out."""
+    return window_chars - len(pack(language).strings["unsure"]) - len(" «  » [1]")
 
 
 def _best_passage_first(passages: Sequence[Passage], best: Passage) -> tuple[Passage, ...]:
