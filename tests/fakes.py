@@ -99,3 +99,43 @@ def stored_vectors(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.stack([index.chunk_vector(c.id) for c in index.chunks]),
             np.stack([index.sentence_vector(s.id) for s in index.sentences]),
             np.stack([index.heading_vector(c.id) for c in index.chunks]))
+
+
+# A small library of three notes (two Markdown, one plain text), for the stores' and integrity tests.
+SAMPLE_LIBRARY = {
+    "mopti.md": "# Mopti\n\nUne réunion des comités de paix s'est tenue à Mopti le 12 mars 2024. "
+                "Les maires de la région y ont participé.\n\n## Suites\n\n"
+                "Un atelier sur la sécurité suivra à Sévaré en avril. Les forces de défense seront invitées.",
+    "segou.md": "# Ségou\n\nLe comité de pilotage a validé le plan de travail à Ségou. "
+                "Trois priorités ont été retenues pour l'année.\n\n## Formation\n\n"
+                "La formation des médiateurs communautaires commence en juin.",
+}
+
+
+async def fake_gradio_login(scope, receive, send) -> None:
+    """Gradio's /login contract: 400 on bad credentials, 200 on good (the password « good »)."""
+    body = (await receive())["body"]
+    status = 200 if b"password=good" in body else 400
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def login_attempts(throttle):
+    """``attempt(user, password, address) -> (status, headers)``: one sign-in form through an ASGI
+    throttle, as a browser at ``address`` would post it."""
+    import asyncio
+
+    async def attempt_async(user: str, password: str, address: str) -> tuple[int, dict]:
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": f"username={user}&password={password}".encode(), "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/login", "client": (address, 1)}
+        await throttle(scope, receive, send)
+        return sent[0]["status"], dict(sent[0]["headers"])
+
+    return lambda user, password, address: asyncio.run(attempt_async(user, password, address))

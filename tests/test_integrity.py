@@ -22,16 +22,9 @@ from assistant.stores import files as files_store
 from assistant.stores.files import load_index
 from assistant.stores.manifest import CorruptIndex
 
-from .fakes import HashingEmbedder, write_corpus
+from .fakes import SAMPLE_LIBRARY, HashingEmbedder, write_corpus
 
-TEXTS = {
-    "mopti.md": "# Mopti\n\nUne réunion des comités de paix s'est tenue à Mopti le 12 mars 2024. "
-                "Les maires de la région y ont participé.\n\n## Suites\n\n"
-                "Un atelier sur la sécurité suivra à Sévaré en avril. Les forces de défense seront invitées.",
-    "segou.md": "# Ségou\n\nLe comité de pilotage a validé le plan de travail à Ségou. "
-                "Trois priorités ont été retenues pour l'année.\n\n## Formation\n\n"
-                "La formation des médiateurs communautaires commence en juin.",
-}
+TEXTS = SAMPLE_LIBRARY
 NEW = {"gao.md": "# Gao\n\nLa radio de Gao diffuse l'émission Paroles de paix chaque mardi soir."}
 
 

@@ -19,18 +19,11 @@ from assistant.stores.files import FilesLocation, load_index
 from assistant.stores.memory import MemoryLocation
 from assistant.stores.postgres import PostgresLocation
 
-from .fakes import HashingEmbedder, memory_index, memory_settings, stored_vectors, write_corpus
+from .fakes import SAMPLE_LIBRARY, HashingEmbedder, memory_index, memory_settings, stored_vectors, write_corpus
 
-TEXTS = {
-    "mopti.md": "# Mopti\n\nUne réunion des comités de paix s'est tenue à Mopti le 12 mars 2024. "
-                "Les maires de la région y ont participé.\n\n## Suites\n\n"
-                "Un atelier sur la sécurité suivra à Sévaré en avril. Les forces de défense seront invitées.",
-    "segou.md": "# Ségou\n\nLe comité de pilotage a validé le plan de travail à Ségou. "
-                "Trois priorités ont été retenues pour l'année.\n\n## Formation\n\n"
-                "La formation des médiateurs communautaires commence en juin.",
+TEXTS = {**SAMPLE_LIBRARY,
     "bamako.txt": "Bamako\n\nLes résultats seront présentés lors d'une restitution publique à Bamako. "
-                  "Un rapport final sera diffusé aux partenaires.",
-}
+                  "Un rapport final sera diffusé aux partenaires."}
 
 
 @pytest.fixture(scope="module")

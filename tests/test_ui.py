@@ -21,6 +21,7 @@ from ui import render
 from ui.access import check_exposure, is_loopback, parse_auth
 
 from .conftest import free_port
+from .fakes import fake_gradio_login, login_attempts
 
 pytestmark = pytest.mark.slow
 
@@ -312,32 +313,11 @@ def test_only_documented_endpoints_are_callable_and_cancel_needs_sign_in(assista
 
 
 def test_throttle_delay_doubles_per_user_and_address() -> None:
-    import asyncio
-
     from ui.access import LoginThrottle
 
     now = [1000.0]
-
-    async def gradio_login(scope, receive, send):  # Gradio's contract: 400 on bad credentials, 200 on good
-        body = (await receive())["body"]
-        status = 200 if b"password=good" in body else 400
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    throttle = LoginThrottle(gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0])
-
-    def attempt(user: str, password: str, address: str) -> tuple[int, dict]:
-        sent = []
-
-        async def receive():
-            return {"type": "http.request", "body": f"username={user}&password={password}".encode(), "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/login", "client": (address, 1)}
-        asyncio.run(throttle(scope, receive, send))
-        return sent[0]["status"], dict(sent[0]["headers"])
+    throttle = LoginThrottle(fake_gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0])
+    attempt = login_attempts(throttle)
 
     assert attempt("alice", "bad", "10.0.0.1")[0] == 400
     assert attempt("alice", "bad", "10.0.0.2")[0] == 400  # second failure for alice: locked 10 s

@@ -22,7 +22,7 @@ import pytest
 from assistant import Assistant
 
 from .conftest import free_port
-from .fakes import HashingEmbedder, memory_index, memory_settings
+from .fakes import HashingEmbedder, fake_gradio_login, login_attempts, memory_index, memory_settings
 
 NOTE = """# Note de l'atelier de Mopti
 
@@ -99,30 +99,6 @@ def call_named(http: httpx.Client, name: str, data: list, timeout: float = 60) -
 
 
 # -- point 3: the owner cannot be locked out -------------------------------------------------------
-def _throttle_attempts(throttle):
-    async def attempt_async(user: str, password: str, address: str) -> tuple[int, dict]:
-        sent = []
-
-        async def receive():
-            return {"type": "http.request", "body": f"username={user}&password={password}".encode(), "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/login", "client": (address, 1)}
-        await throttle(scope, receive, send)
-        return sent[0]["status"], dict(sent[0]["headers"])
-
-    return lambda user, password, address: asyncio.run(attempt_async(user, password, address))
-
-
-async def _gradio_login(scope, receive, send):  # Gradio's contract: 400 on bad credentials, 200 on good
-    body = (await receive())["body"]
-    status = 200 if b"password=good" in body else 400
-    await send({"type": "http.response.start", "status": status, "headers": []})
-    await send({"type": "http.response.body", "body": b"{}"})
-
-
 def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out(tmp_path: Path) -> None:
     """Issue 26.3: wrong passwords for « alice » from another address, one per expiry, kept her
     correct password at 429 everywhere. Counted per address and name together, her own address
@@ -131,9 +107,9 @@ def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out(tmp_path: Path)
 
     now = [1000.0]
     known = tmp_path / "sign-ins.json"
-    throttle = LoginThrottle(_gradio_login, free_attempts=2, base_delay=10, max_delay=900, clock=lambda: now[0],
+    throttle = LoginThrottle(fake_gradio_login, free_attempts=2, base_delay=10, max_delay=900, clock=lambda: now[0],
                              known_path=known)
-    attempt = _throttle_attempts(throttle)
+    attempt = login_attempts(throttle)
     assert attempt("alice", "good", "10.0.0.1")[0] == 200  # her office
     for _ in range(12):  # the attacker: one wrong try per expiry, for hours
         status, headers = attempt("alice", "bad", "203.0.113.9")
@@ -145,8 +121,8 @@ def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out(tmp_path: Path)
     assert status == 429 and int(headers[b"retry-after"]) > 10  # the attacker's address stays held back
     assert attempt("carol", "bad", "203.0.113.9")[0] == 429  # and so does any name tried from it
     # After a restart (a new throttle, the same file) her address is still hers.
-    restarted = LoginThrottle(_gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0], known_path=known)
-    attempt = _throttle_attempts(restarted)
+    restarted = LoginThrottle(fake_gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0], known_path=known)
+    attempt = login_attempts(restarted)
     for _ in range(3):
         attempt("alice", "bad", "203.0.113.9")
     assert attempt("alice", "good", "198.51.100.7")[0] == 429  # a new place waits (guessing from many addresses)
@@ -158,7 +134,7 @@ def test_a_neighbour_on_the_same_address_cannot_lock_the_owner_out() -> None:
     from ui.access import LoginThrottle
 
     now = [0.0]
-    attempt = _throttle_attempts(LoginThrottle(_gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0]))
+    attempt = login_attempts(LoginThrottle(fake_gradio_login, free_attempts=2, base_delay=10, clock=lambda: now[0]))
     assert attempt("alice", "good", "10.0.0.1")[0] == 200
     for name in ("bob", "carol", "dave"):  # names tried one after the other from the shared address
         attempt(name, "bad", "10.0.0.1")
