@@ -91,6 +91,7 @@ def bombs(tmp_path_factory):
     return corpus
 
 
+@pytest.mark.slow  # real parsers in a child process, large files
 def test_zip_bombs_are_refused_from_their_directory_and_the_other_files_are_read(bombs):
     assert all((bombs / name).stat().st_size < 10_000_000 for name in ("bombe.docx", "bombe.odt"))
     done = subprocess.run([sys.executable, "-c", _MEASURED_READ, str(bombs)], capture_output=True, text=True,
@@ -120,6 +121,7 @@ def test_an_archive_of_too_many_entries_is_refused(tmp_path, monkeypatch):
     assert [f.source for f in failures] == ["entrees.docx"] and "fichiers (limite 50)" in failures[0].reason
 
 
+@pytest.mark.slow  # real parsers in a child process, large files
 def test_a_parser_over_its_time_budget_is_stopped_and_the_next_files_are_read(tmp_path, monkeypatch):
     """trafilatura takes 14 s (here) on 80,000 short paragraphs: the child parsing it is stopped
     after the budget, and the next file (read by a fresh child) is read."""
@@ -133,6 +135,7 @@ def test_a_parser_over_its_time_budget_is_stopped_and_the_next_files_are_read(tm
     assert failures[0].reason.startswith("lecture trop longue (plus de 1.5 s)")
 
 
+@pytest.mark.slow  # real parsers in a child process, large files
 def test_a_parser_over_its_memory_budget_is_left_out_and_the_next_files_are_read(tmp_path, monkeypatch):
     """A Word file within the zip limits whose 200,000 paragraphs need more memory to parse than
     the budget (lowered here to 40 MB): left out; the next file is read."""
@@ -199,6 +202,7 @@ def test_utf16_and_utf32_with_a_byte_order_mark_are_read(tmp_path, codec):
     assert matches_type(".txt", content) and matches_type(".html", bom + page.encode(codec))  # uploads too
 
 
+@pytest.mark.slow  # real parsers in a child process, large files
 def test_a_web_page_of_10_mb_on_one_line_is_read(tmp_path):
     body = " ".join(f"Phrase {n} : le dialogue avance à Mopti." for n in range(260_000))
     page = f"<html><head><title>Long</title></head><body><article><p>{body}</p></article></body></html>"

@@ -112,7 +112,7 @@ def planted(tmp_path_factory):
     {"answer_scorer": "rules"},
     {"answer_scorer": "gated"},
     {"answer_scorer": "calibrated"},
-    {"answer_scorer": "reader"},
+    pytest.param({"answer_scorer": "reader"}, marks=pytest.mark.slow),  # loads spaCy's pipeline
 ], ids=["rules-no-threshold", "rules", "gated", "calibrated", "reader"])
 def test_no_planted_order_is_ever_quoted(planted, overrides):
     folder, embedder, index = planted
