@@ -160,10 +160,7 @@ def postgres_root(tmp_path):
     root = Path(tempfile.mkdtemp(prefix="assistant-integrity-"))
     root.chmod(0o755)
     yield root
-    folder = (root / "data" / "postgres").resolve()
-    server = postgres._servers.pop(folder, None)
-    if server is not None:
-        server.cleanup()
+    postgres.stop_embedded_server(root / "data" / "postgres")
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -102,9 +102,20 @@ def test_update_indexes_an_upload_while_questions_are_answered(corpus, tmp_path)
     answer = assistant.ask("Où le comité de pilotage s'est-il réuni ?")
     assert "Ségou" in answer.text and answer.citations[0].page == 2
     assert {d.source: d.status for d in library.catalogue(assistant.index)}["Rapport d'activité.pdf"] == "indexed"
-    with pytest.raises(RuntimeError, match="déjà en cours"):
-        assistant._updating.acquire()
-        try:
+    # One update at a time: a second one, while the first is under way, is refused.
+    (corpus / "note.txt").write_text("Une note ajoutée pendant la mise à jour.", encoding="utf-8")
+    started, finish = threading.Event(), threading.Event()
+
+    def notify(message: str) -> None:
+        started.set()
+        finish.wait(60)
+
+    first = threading.Thread(target=lambda: assistant.update(notify=notify))
+    first.start()
+    try:
+        assert started.wait(60), "the first update reported nothing"
+        with pytest.raises(RuntimeError, match="déjà en cours"):
             assistant.update()
-        finally:
-            assistant._updating.release()
+    finally:
+        finish.set()
+        first.join()

