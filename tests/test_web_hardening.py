@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,10 +149,8 @@ def test_request_bodies_are_limited_before_they_are_read(tmp_path: Path) -> None
                  max_request_bytes=300_000, max_api_request_bytes=50_000) as (url, _):
         with httpx.Client(base_url=url, timeout=60) as http:
             big_login = {"username": "alice", "password": "x" * 2_000_000}
-            started = time.perf_counter()
             refused = http.post("/login", data=big_login)
             assert refused.status_code == 413 and "connexion" in refused.json()["detail"]
-            assert time.perf_counter() - started < 10
 
             def chunks(total: int, size: int = 65_536):
                 yield b"username=alice&password="
@@ -368,15 +365,19 @@ def test_document_links_with_percent_signs_and_absurd_paths(tmp_path: Path) -> N
 
 # -- point 12: k and mode checked by the CLI and the API ------------------------------------------------
 @pytest.mark.parametrize("argv", [["ask", "-k", "0", QUESTION], ["ask", "-k", "-3", QUESTION]])
-def test_cli_refuses_a_k_below_one(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+def test_cli_refuses_a_k_below_one(argv: list[str], capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 26.12: `assistant ask -k 0` (and -k -3) ran. Refused before anything loads, exit 2."""
+    from assistant import Assistant
     from assistant.cli import EXIT_USAGE, main
 
-    started = time.perf_counter()
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model and index were loaded for a refused command")
+
+    monkeypatch.setattr(Assistant, "load", must_not_load)
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "Erreur" in err and "entier positif" in err
-    assert time.perf_counter() - started < 5  # no model, no index
 
 
 def test_api_search_checks_k_and_mode(tmp_path: Path) -> None:
