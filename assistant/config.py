@@ -123,6 +123,10 @@ class Settings:
     eval_interval_seconds: float = 120.0  # the web Évaluation tab: one run per person per interval
     suggested_questions: int = 6  # questions the chat offers to start with (Découvrir), each one answered
     max_concurrent_requests: int = 8  # answers computed side by side (extractive engine; a language model: 1)
+    # Processes `assistant serve` answers in (ui/workers.py: one process cannot use more than about
+    # one core, the GIL), each holding the model. -1: one per core for the extractive engine, 1 (in
+    # the serving process) for a language model; 0 or 1: in the serving process.
+    answer_workers: int = -1
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}

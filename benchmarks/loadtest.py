@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from assistant import Assistant  # noqa: E402
 from assistant.config import prepare_environment  # noqa: E402
 from evals.dataset import load_dataset  # noqa: E402
+from ui.workers import default_workers  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -178,16 +179,61 @@ def served() -> Iterator[tuple[str, int]]:
             if server.poll() is not None or time.time() > deadline:
                 raise SystemExit("the server did not start")
             time.sleep(0.5)
+        _settle(server.pid)  # answer workers ready: none of their start-up is measured
         yield url, server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
+def _descendants(pid: int) -> list[int]:
+    """The process and every process it started, and theirs (its answer workers; Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU time of each of the server's processes (Linux /proc)."""
+    times = {}
+    for process in _descendants(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            times[process] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times
+
+
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to tell the server's cost from the clients'."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server (Linux /proc): its process and its children (the answer
+    workers), to tell the server's cost from the clients'."""
+    return sum(_cpu_by_process(pid).values())
+
+
+def _peak_rss_mb(pid: int) -> dict[str, float]:
+    """Peak resident memory (VmHWM, MB) of the server's process and of each of its children."""
+    peaks = {}
+    for process in _descendants(pid):
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            line = next(x for x in Path(f"/proc/{process}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+            peaks[str(process)] = round(int(line.split()[1]) / 1024, 1)
+    return peaks
+
+
+def _settle(pid: int, timeout: float = 300) -> None:
+    """Until the server's processes are idle (its answer workers have loaded the model)."""
+    deadline = time.time() + timeout
+    before = _cpu_seconds(pid)
+    while time.time() < deadline:
+        time.sleep(1)
+        now = _cpu_seconds(pid)
+        if now - before < 0.05:
+            return
+        before = now
 
 
 def _own_cpu_seconds() -> float:
@@ -297,17 +343,27 @@ def main() -> int:
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     with served() as (url, pid):
         asyncio.run(run_conversation(url, ["Bonjour ?"]))
-        server_cpu, client_cpu, machine_cpu = _cpu_seconds(pid), _own_cpu_seconds(), _busy_cpu_seconds()
+        by_process, client_cpu, machine_cpu = _cpu_by_process(pid), _own_cpu_seconds(), _busy_cpu_seconds()
+        server_cpu = sum(by_process.values())
         started = time.perf_counter()
         concurrent = asyncio.run(everyone(url))
         wall = time.perf_counter() - started
-        server_cpu = _cpu_seconds(pid) - server_cpu
+        after = _cpu_by_process(pid)
+        server_cpu = sum(after.values()) - server_cpu
+        peaks = _peak_rss_mb(pid)
+        answers = max(1, sum(map(len, plans)))
+        split = {"serving_process" if p == pid else f"child_{p}": round((t - by_process.get(p, 0.0)) * 1000 / answers, 1)
+                 for p, t in after.items()}
         client_cpu, machine_cpu = _own_cpu_seconds() - client_cpu, _busy_cpu_seconds() - machine_cpu
 
     summary = summarize(reference, concurrent, wall, server_cpu, cores(), args.min_ratio, client_cpu, machine_cpu,
                         clients=args.clients, questions_per_client=args.questions,
                         max_concurrent_requests=settings.max_concurrent_requests,
+                        answer_workers=default_workers(settings),
                         load_average_before=" ".join(load_before),
+                        server_processes=len(peaks), server_cpu_ms_per_answer_by_process=split,
+                        server_peak_rss_mb=peaks,
+                        server_peak_rss_total_mb=round(sum(peaks.values()), 1),
                         measured_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

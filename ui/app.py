@@ -149,13 +149,21 @@ class BrowserSeal:
 
 
 def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None = None, evaluation: bool = True,
-              extra_tabs: Sequence[Callable[[], Any]] = (), conversations: ConversationStore | None = None) -> gr.Blocks:
+              extra_tabs: Sequence[Callable[[], Any]] = (), conversations: ConversationStore | None = None,
+              answers: Any = None) -> gr.Blocks:
     """The Blocks app over an already loaded ``Assistant`` (tests pass theirs).
 
     ``store`` defaults to ``feedback.sqlite3`` in ``settings.data_dir``. ``evaluation`` mounts the
     "Évaluation" tab (``ui.eval_tab``, its own ``/run_eval`` endpoint). Each of ``extra_tabs`` is
     called inside the app's ``gr.Tabs`` to add a tab of its own (``with gr.Tab(...): ...``).
+    ``answers`` (``ui.workers.AnswerWorkers``, what ``assistant serve`` passes): the chat's and
+    ``/ask``'s answers come from its worker processes, as ``Answer.to_dict()``; everything else
+    from ``assistant``.
     """
+    from .sessions import lazy_session_configs, lighter_requests
+
+    lazy_session_configs()  # an /ask call must not pay for the configuration of the whole page
+    lighter_requests()
     settings = settings or assistant.settings
     store = store or FeedbackStore.in_dir(settings.data_dir)
     conversations = conversations or ConversationStore.in_dir(settings.data_dir)
@@ -198,13 +206,16 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         yield messages, turns, conversation
         text, answer = "", None
         try:
-            for piece in assistant.stream(message, history):
-                if isinstance(piece, str):
-                    text += piece
-                    messages[-1] = {"role": "assistant", "content": render.pending_html(text)}
-                    yield messages, turns, conversation
-                else:
-                    answer = piece.to_dict()
+            if answers is not None:  # worker processes: the whole answer at once
+                answer = answers.ask(message, history)
+            else:
+                for piece in assistant.stream(message, history):
+                    if isinstance(piece, str):
+                        text += piece
+                        messages[-1] = {"role": "assistant", "content": render.pending_html(text)}
+                        yield messages, turns, conversation
+                    else:
+                        answer = piece.to_dict()
         except (ValueError, AssistantError) as exc:  # malformed input, or a problem the user can fix
             messages[-1] = {"role": "assistant", "content": render.error_html(str(exc))}
             yield messages, turns, conversation
@@ -450,6 +461,8 @@ def build_app(assistant: Any, settings: Any = None, store: FeedbackStore | None 
         markers, citations (number, text, document, title, section, quotes, ...), abstained, query,
         engine, timings."""
         try:
+            if answers is not None:
+                return answers.ask(question, history or [])
             return assistant.ask(question, history or []).to_dict()
         except (ValueError, AssistantError) as exc:
             # The modal renders HTML: the message may quote the input, so escape it.

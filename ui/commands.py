@@ -41,14 +41,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     assistant = Assistant.load(settings=settings, show_progress=True)
     from .app import build_app, launch
 
-    demo = build_app(assistant, settings)
+    from .workers import AnswerWorkers, default_workers
+
+    workers = default_workers(settings)
+    answers = AnswerWorkers(assistant, workers, settings) if workers > 1 else None
+    demo = build_app(assistant, settings, answers=answers)
     shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     print(f"Assistant prêt en {time.perf_counter() - started:.1f} s : http://{shown}:{settings.port}/ "
           f"({'avec' if auth else 'sans'} authentification ; Ctrl-C pour arrêter).", flush=True)
+    if answers is not None:
+        print(f"Réponses calculées par {workers} processus (réglage answer_workers), démarrés en arrière-plan ; "
+              "en attendant, par le serveur.", flush=True)
     try:
         launch(demo, settings.host, settings.port, auth=auth, corpus_dir=settings.corpus_dir,
                max_file_size=settings.max_document_bytes)
     except OSError as exc:
         raise AssistantError(f"Impossible d'écouter sur {settings.host}:{settings.port} ({exc}) : "
                              "le port est peut-être pris, choisissez-en un autre avec --port.") from exc
+    finally:
+        if answers is not None:
+            answers.close()
     return 0
