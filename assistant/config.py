@@ -194,10 +194,12 @@ def for_corpus(settings: Settings, corpus: Path, index_dir: str | Path | None = 
 
 
 # What every process of this project runs with: offline by construction (never the Hub), no
-# analytics, no tokenizer threads fighting the encoder's. Set by the entry points (the CLI, the
-# tests' conftest), never at import time.
+# analytics, no tokenizer threads fighting the encoder's, and Gradio's queue summarising its events
+# (for a monitoring page this app does not serve) every 1,000 events instead of after each one (a
+# pandas summary of 10,000 events per answer: docs/web-app.md, answer workers). Set by the entry
+# points (the CLI, the tests' conftest), never at import time.
 OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                       "TOKENIZERS_PARALLELISM": "false"}
+                       "TOKENIZERS_PARALLELISM": "false", "GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000"}
 
 
 def prepare_environment(environ: Any = None) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import logging
-import os
 import sys
 from typing import Any
 
@@ -82,11 +81,11 @@ def lighter_requests() -> None:
 
     - its queue recomputed a summary of the last 10,000 events (a pandas DataFrame, percentiles)
       after every event, for the monitoring dashboard this app does not serve: every 1,000 events
-      instead (``GRADIO_ANALYTICS_CACHE_FREQUENCY``, unless set);
+      instead (``GRADIO_ANALYTICS_CACHE_FREQUENCY``, set with the other variables by
+      ``assistant.config.prepare_environment``);
     - each event imports matplotlib to save and restore its backend; matplotlib is not installed,
       and a failed import is not remembered, so every event searched the whole ``sys.path`` for it:
       when it is not installed, it is marked missing once (``sys.modules``), the same ImportError.
     """
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import raises ImportError at once
