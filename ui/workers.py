@@ -3,9 +3,10 @@
 Answering is mostly Python: in one process the GIL lets it use about one core, whatever the number
 of threads. ``assistant serve`` (extractive engine) therefore starts ``answer_workers`` processes
 (``multiprocessing``, "spawn": nothing of the loaded model is forked). Each loads the published
-index read-only (``build_on_load = false``), picks up the indexes the serving process publishes
-later (``Assistant.refresh``, at most every ``refresh_seconds``), and answers ``ask(question,
-history, k)`` requests with ``Answer.to_dict()``. The serving process keeps its own ``Assistant``
+index read-only (``build_on_load = false``), and answers ``ask(question, history, k)`` requests with
+``Answer.to_dict()``; each request carries the version of the index the serving process answers
+from, and a worker behind it loads the published one first (``Assistant.refresh``) or hands the
+question back. The serving process keeps its own ``Assistant``
 for everything else (discovery, search, updates, documents, evaluation), and answers in-process
 while no worker is ready (at start, or while a dead worker is being replaced).
 
