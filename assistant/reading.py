@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .language import pack
 from .text import fold_accents
@@ -160,12 +160,13 @@ def _is_kind(parsed: Parsed, i: int, kind: str, labels: dict[int, str]) -> bool:
 
 
 def reading_features(question: QuestionReading, sentence: Parsed, question_words: frozenset[str],
-                     idf: Callable[[str], float] = lambda word: 1.0) -> list[float]:
-    """One row in READING_FEATURES order for (question, candidate sentence)."""
+                     anchor_weights: dict[str, float] | None = None) -> list[float]:
+    """One row in READING_FEATURES order for (question, candidate sentence); ``anchor_weights``:
+    each anchor lemma's weight (its IDF), computed once per question (1 each when not given)."""
     n = len(sentence.words)
     lemmas = set(sentence.lemmas)
     anchors = question.anchors
-    weights = {a: idf(a) for a in anchors}
+    weights = anchor_weights if anchor_weights is not None else dict.fromkeys(anchors, 1.0)
     total = sum(weights.values())
     overlap = len(anchors & lemmas) / len(anchors) if anchors else 0.0
     overlap_idf = sum(w for a, w in weights.items() if a in lemmas) / total if total else 0.0

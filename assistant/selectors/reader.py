@@ -76,7 +76,8 @@ def analyse(scorer: EvidenceScorer, pipeline: Pipeline, question: str, query: st
     parsed = dict(zip(texts, pipeline.parse_many(texts)))
     reading = read_question(parsed[question], profile.answer_type)
     asked = question_words(query)
-    rows = [np.max(np.array([reading_features(reading, parsed[s.text], asked, scorer.word_idf) for s in unit]),
+    weights = {anchor: scorer.word_idf(anchor) for anchor in reading.anchors}  # once per question
+    rows = [np.max(np.array([reading_features(reading, parsed[s.text], asked, weights) for s in unit]),
                    axis=0) for unit in units]
     return ReaderAnalysis(units, owners, np.hstack([matrix, np.array(rows)]), [rank_of[o.chunk_id] for o in owners],
                           lambda text: answer_span(reading, parsed[text], asked))
@@ -133,18 +134,27 @@ class ReaderSelector:
             span = None if unit.is_list else analysis.span(sentence)
             return Selection(question, query, language, (unit,), ranked, confidence=confidence, certainty="sure",
                              mark=partial(_fact_in, sentence=sentence, span=span) if span else None)
-        window = [unit]
-        length = sum(len(s.text) for s in unit.sentences)
-        budget = quote_budget(self.model.window_chars, language)
-        for j in order[1:]:  # the next likeliest sentences of the same passage, within the budget
-            sentences = analysis.units[j]
-            if len(sentences) > 1 or analysis.owners[j].chunk_id != unit.passage.chunk_id:
-                continue
-            if length + len(sentences[0].text) + 1 <= budget:
-                window.append(Unit(sentences, round(float(probabilities[j]), 6), analysis.owners[j]))
-                length += len(sentences[0].text) + 1
-        return Selection(question, query, language, tuple(window), ranked, confidence=confidence,
+        members = window(order, [o.chunk_id for o in analysis.owners], [len(u) > 1 for u in analysis.units],
+                         [sum(len(s.text) for s in u) for u in analysis.units],
+                         quote_budget(self.model.window_chars, language))
+        units = tuple(Unit(analysis.units[j], round(float(probabilities[j]), 6), analysis.owners[j]) for j in members)
+        return Selection(question, query, language, units, ranked, confidence=confidence,
                          certainty="unsure", mark=partial(_likely_sentence, sentence=unit.sentences[0].text))
+
+
+def window(order: Sequence[int], chunks: Sequence[str], is_list: Sequence[bool], lengths: Sequence[int],
+           budget: int) -> list[int]:
+    """An unsure answer's candidates: the best (``order[0]``), then the next likeliest single
+    sentences of its passage while their characters (one space between) stay within ``budget``."""
+    best = order[0]
+    chosen, length = [best], lengths[best]
+    for j in order[1:]:
+        if is_list[j] or chunks[j] != chunks[best]:
+            continue
+        if length + lengths[j] + 1 <= budget:
+            chosen.append(j)
+            length += lengths[j] + 1
+    return chosen
 
 
 def quote_budget(window_chars: int, language: str) -> int:
