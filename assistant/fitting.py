@@ -32,7 +32,7 @@ from .index import ensure_index
 from .reading import shared_pipeline
 from .reranking import Reranker
 from .selectors.reader import (CANDIDATE_FEATURES, CONFIDENCE_FEATURES, ReaderAnalysis, analyse, confidence_row,
-                               quote_budget)
+                               quote_budget, window)
 from .retrieval import Retriever
 from .selectors.rules import rules_selector
 from .text import normalize_for_match
@@ -259,12 +259,10 @@ class _Answerability:
                                                         ANSWERABLE_FEATURES)
 
 
-def gated_answers(samples: list[Sample], calibration: Calibration, folds: int = 5) -> dict[tuple[str, str], bool]:
-    """Per question (dataset, id): did the gated selector answer (the rules without a threshold
-    answered, their score reached ``rules_threshold`` and the out-of-fold answerability
-    ``gate_threshold``)?"""
-    kept = [s for s in samples if len(s.labels)]
-    confidence = _Answerability(kept, folds).confidence
+def gated_answers(kept: list[Sample], calibration: Calibration, confidence: np.ndarray) -> dict[tuple[str, str], bool]:
+    """Per question (dataset, id) of ``kept`` (the questions with candidates): did the gated selector
+    answer (the rules without a threshold answered, their score reached ``rules_threshold`` and the
+    out-of-fold answerability ``confidence`` the ``gate_threshold``)?"""
     return {(s.dataset, s.item_id): bool(not s.rules_abstained and s.rules_score >= (calibration.rules_threshold or 0.0)
                                          and c >= calibration.gate_threshold)
             for s, c in zip(kept, confidence)}
@@ -272,11 +270,13 @@ def gated_answers(samples: list[Sample], calibration: Calibration, folds: int = 
 
 def fit_calibration(samples: list[Sample], target_false_abstention: float = 0.06, folds: int = 5,
                     metadata: dict | None = None, gate_target: float = 0.04,
-                    reranker: Logistic | None = None, rules: dict | None = None) -> Calibration:
-    """Both models, the thresholds, and out-of-fold numbers, from the samples (deterministic)."""
+                    reranker: Logistic | None = None, rules: dict | None = None,
+                    answerability: _Answerability | None = None) -> Calibration:
+    """Both models, the thresholds, and out-of-fold numbers, from the samples (deterministic);
+    ``answerability``: the out-of-fold models of these samples when already fitted."""
     samples = [s for s in samples if len(s.labels)]
     datasets = list(dict.fromkeys(s.dataset for s in samples))
-    fitted = _Answerability(samples, folds)
+    fitted = answerability if answerability is not None else _Answerability(samples, folds)
     question_weight, matrix, labels, weights = fitted.question_weight, fitted.matrix, fitted.labels, fitted.weights
     rows, answerable, correct, confidence = fitted.rows, fitted.answerable, fitted.correct, fitted.confidence
     fold_of = fitted.fold_of
@@ -320,15 +320,8 @@ def reader_window(sample: ReaderSample, probabilities: np.ndarray, budget: int) 
     passage, within ``budget`` characters (as ``selectors/reader.py`` composes it; order does not
     matter for the containment check)."""
     order = [int(i) for i in np.argsort(-probabilities, kind="stable")]
-    best = order[0]
-    chosen, length = [sample.texts[best]], len(sample.texts[best])
-    for j in order[1:]:
-        if sample.is_list[j] or sample.chunks[j] != sample.chunks[best]:
-            continue
-        if length + len(sample.texts[j]) + 1 <= budget:
-            chosen.append(sample.texts[j])
-            length += len(sample.texts[j]) + 1
-    return " ".join(chosen)
+    members = window(order, sample.chunks, sample.is_list, [len(t) for t in sample.texts], budget)
+    return " ".join(sample.texts[j] for j in members)
 
 
 def fit_reader(samples: list[Sample], gated: dict[tuple[str, str], bool] | None = None, folds: int = 5,
@@ -553,10 +546,12 @@ def calibrate(settings: Settings, sets: Sequence[CalibrationSet], target_false_a
                                    progress(f"{dataset.path.name} (phrases)", len(dataset.items)),
                                    rules=rules_selector(context), top_k=local.top_k,
                                    reranker=Reranker(scorer, reranker_model), reading=shared_pipeline())
-    calibration = fit_calibration(samples, target_false_abstention, metadata={
+    kept = [s for s in samples if len(s.labels)]
+    answerability = _Answerability(kept, folds=5)  # fitted once: for the gate and for the reader's abstention
+    calibration = fit_calibration(kept, target_false_abstention, answerability=answerability, metadata={
         "datasets": datasets, "candidate_pool": settings.candidate_pool, "embedding_model": settings.embedding_model,
         "embedding_backend": settings.embedding_backend, "chunk_target_tokens": settings.chunk_target_tokens,
         "reranking": reranking,
         "weighting": "a dataset weighs as the square root of its number of questions"}, gate_target=gate_target,
         reranker=reranker_model, rules=rules)
-    return replace(calibration, reader=fit_reader(samples, gated_answers(samples, calibration)))
+    return replace(calibration, reader=fit_reader(samples, gated_answers(kept, calibration, answerability.confidence)))
